@@ -1,0 +1,143 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
+
+	"github.com/s3blk/s3blk/blockstore"
+)
+
+// ParseSize parses sizes like 4096, 512K, 1M, 10G, 2T, 1GiB (powers of 1024).
+func ParseSize(s string) (int64, error) {
+	t := strings.TrimSpace(s)
+	t = strings.TrimSuffix(strings.TrimSuffix(t, "B"), "i")
+	mult := int64(1)
+	if n := len(t); n > 0 {
+		switch t[n-1] {
+		case 'k', 'K':
+			mult = 1 << 10
+		case 'm', 'M':
+			mult = 1 << 20
+		case 'g', 'G':
+			mult = 1 << 30
+		case 't', 'T':
+			mult = 1 << 40
+		case 'p', 'P':
+			mult = 1 << 50
+		}
+		if mult != 1 {
+			t = t[:n-1]
+		}
+	}
+	v, err := strconv.ParseInt(t, 10, 64)
+	if err != nil || v < 0 || (v > 0 && v > (1<<63-1)/mult) {
+		return 0, fmt.Errorf("%q is not a size (examples: 4096, 512K, 1M, 10G, 2T)", s)
+	}
+	return v * mult, nil
+}
+
+// FormatSize renders n bytes in the largest exact binary unit, or with one
+// decimal in GiB/MiB otherwise.
+func FormatSize(n int64) string {
+	units := []string{"B", "KiB", "MiB", "GiB", "TiB", "PiB"}
+	i, v := 0, float64(n)
+	for v >= 1024 && i < len(units)-1 {
+		v /= 1024
+		i++
+	}
+	if v == float64(int64(v)) {
+		return fmt.Sprintf("%d %s", int64(v), units[i])
+	}
+	return fmt.Sprintf("%.1f %s", v, units[i])
+}
+
+type sizeValue struct {
+	v   *int64
+	set bool
+}
+
+func (s *sizeValue) String() string {
+	if s.v == nil {
+		return ""
+	}
+	return strconv.FormatInt(*s.v, 10)
+}
+
+func (s *sizeValue) Set(x string) error {
+	n, err := ParseSize(x)
+	if err != nil {
+		return err
+	}
+	*s.v, s.set = n, true
+	return nil
+}
+
+func sizeFlag(fs *flag.FlagSet, name string, def int64, usage string) *sizeValue {
+	v := &sizeValue{v: new(int64)}
+	*v.v = def
+	fs.Var(v, name, usage)
+	return v
+}
+
+// parseArgs parses flags wherever they appear among the positional
+// arguments (s3blk create URL --size 1G) and returns the positionals.
+func parseArgs(fs *flag.FlagSet, args []string, want int, names string) ([]string, error) {
+	fs.SetOutput(os.Stderr)
+	var pos []string
+	for {
+		if err := fs.Parse(args); err != nil {
+			if err == flag.ErrHelp {
+				return nil, err
+			}
+			return nil, usageError{err.Error()}
+		}
+		if fs.NArg() == 0 {
+			break
+		}
+		pos = append(pos, fs.Arg(0))
+		args = fs.Args()[1:]
+	}
+	if len(pos) != want {
+		return nil, usageError{fmt.Sprintf("expected %s, got %d argument(s) (see --help)", names, len(pos))}
+	}
+	return pos, nil
+}
+
+func newFlagSet(name, args, summary string) *flag.FlagSet {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.Usage = func() {
+		fmt.Fprintf(os.Stderr, "Usage: s3blk %s %s\n\n%s.\n\nFlags:\n", name, args, summary)
+		fs.PrintDefaults()
+	}
+	return fs
+}
+
+// storeFlags are the flags every command that opens a store takes.
+type storeFlags struct {
+	endpoint  string
+	region    string
+	pathStyle bool
+}
+
+func (s *storeFlags) register(fs *flag.FlagSet) {
+	fs.StringVar(&s.endpoint, "endpoint", "", "S3 endpoint URL (default: AWS_ENDPOINT_URL_S3, else AWS)")
+	fs.StringVar(&s.region, "region", "", "AWS region (default: AWS_REGION or profile, else us-east-1)")
+	fs.BoolVar(&s.pathStyle, "path-style", false, "use path-style S3 addressing (automatic for IP and localhost endpoints)")
+}
+
+func (s *storeFlags) open(ctx context.Context, rawURL string, onRetry func()) (blockstore.Store, error) {
+	loc, err := blockstore.ParseURL(rawURL)
+	if err != nil {
+		return nil, usageError{err.Error()}
+	}
+	if loc.Scheme == "s3" && loc.Prefix == "" {
+		return nil, usageError{fmt.Sprintf("%q names no prefix: use s3://bucket/NAME", rawURL)}
+	}
+	return blockstore.Open(ctx, loc, blockstore.S3Options{
+		Endpoint: s.endpoint, Region: s.region, PathStyle: s.pathStyle, OnRetry: onRetry,
+	})
+}
