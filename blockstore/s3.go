@@ -133,12 +133,13 @@ func (s *S3) Describe() string { return strings.TrimSuffix(s.url, "/") }
 func (s *S3) Check(ctx context.Context) error {
 	ctx, cancel := context.WithTimeout(ctx, 20*time.Second)
 	defer cancel()
-	_, err := s.client.HeadBucket(ctx, &s3.HeadBucketInput{Bucket: aws.String(s.bucket)})
+	_, err := s.client.HeadBucket(ctx, &s3.HeadBucketInput{Bucket: aws.String(s.bucket)},
+		func(o *s3.Options) { o.RetryMaxAttempts = 2 })
 	if err == nil {
 		return nil
 	}
 	var re *awshttp.ResponseError
-	if errors.As(err, &re) {
+	if errors.As(err, &re) && re.HTTPStatusCode() != 0 {
 		switch re.HTTPStatusCode() {
 		case http.StatusNotFound:
 			return fmt.Errorf("bucket %q does not exist", s.bucket)

@@ -1,0 +1,38 @@
+# s3blk: see README.md. `make demo` and `make test` work on a fresh machine.
+GO      ?= go
+BIN     := bin/s3blk
+SOURCES := $(shell find . -name '*.go' -not -path './.work/*') go.mod go.sum
+
+.PHONY: all build deps test unit vet demo clean
+
+all: build
+
+$(BIN): $(SOURCES)
+	$(GO) build -trimpath -o $(BIN) ./cmd/s3blk
+
+build: $(BIN)
+
+# Debian packages (fuse3, e2fsprogs, rsync) and MinIO.
+deps:
+	scripts/install-deps.sh
+
+vet:
+	@test -z "$$(gofmt -l .)" || { echo "gofmt needed:"; gofmt -l .; exit 1; }
+	$(GO) vet ./...
+
+# Everything: installs dependencies, starts a private MinIO on 127.0.0.1,
+# runs every unit and end-to-end test (real FUSE, loop devices, ext4, rsync).
+test:
+	scripts/test.sh
+
+# Unit tests only (no MinIO, no root needed).
+unit:
+	$(GO) test -count=1 ./blockstore/ ./codec/ ./volume/ ./cache/ ./cmd/...
+
+# The main job on a local-directory store: create, mount, mkfs.ext4, copy a
+# tree in, show stats, unmount, remount and verify.
+demo: deps build
+	scripts/demo.sh
+
+clean:
+	rm -rf bin .work
