@@ -138,11 +138,12 @@ func (f *volumeFile) Getattr(ctx context.Context, fh fs.FileHandle, out *fuse.At
 	return 0
 }
 
-// Setattr accepts only changes that keep the volume as it is: its size is
-// fixed by the header, and its mode and owner by this layer.
+// Setattr never changes the volume's size, which the header fixes: like a
+// block device, truncation (O_TRUNC, as in a plain `dd of=file`) is ignored
+// rather than failing or destroying data. Only the mtime can be set.
 func (f *volumeFile) Setattr(ctx context.Context, fh fs.FileHandle, in *fuse.SetAttrIn, out *fuse.AttrOut) syscall.Errno {
 	if size, ok := in.GetSize(); ok && int64(size) != f.c.Size() {
-		return syscall.EPERM
+		f.opt.Logger.Debug("ignoring a size change: the volume size is fixed", "requested", size)
 	}
 	if mtime, ok := in.GetMTime(); ok {
 		f.mu.Lock()

@@ -4,6 +4,7 @@ import (
 	"context"
 	"flag"
 	"fmt"
+	"io"
 	"os"
 	"strconv"
 	"strings"
@@ -86,14 +87,16 @@ func sizeFlag(fs *flag.FlagSet, name string, def int64, usage string) *sizeValue
 // parseArgs parses flags wherever they appear among the positional
 // arguments (s3blk create URL --size 1G) and returns the positionals.
 func parseArgs(fs *flag.FlagSet, args []string, want int, names string) ([]string, error) {
-	fs.SetOutput(os.Stderr)
+	fs.SetOutput(io.Discard) // errors become one line; --help prints usage below
 	var pos []string
 	for {
 		if err := fs.Parse(args); err != nil {
 			if err == flag.ErrHelp {
+				fs.SetOutput(os.Stderr)
+				fs.Usage()
 				return nil, err
 			}
-			return nil, usageError{err.Error()}
+			return nil, usageError{err.Error() + " (see --help)"}
 		}
 		if fs.NArg() == 0 {
 			break
@@ -110,7 +113,7 @@ func parseArgs(fs *flag.FlagSet, args []string, want int, names string) ([]strin
 func newFlagSet(name, args, summary string) *flag.FlagSet {
 	fs := flag.NewFlagSet(name, flag.ContinueOnError)
 	fs.Usage = func() {
-		fmt.Fprintf(os.Stderr, "Usage: s3blk %s %s\n\n%s.\n\nFlags:\n", name, args, summary)
+		fmt.Fprintf(fs.Output(), "Usage: s3blk %s %s\n\n%s.\n\nFlags:\n", name, args, summary)
 		fs.PrintDefaults()
 	}
 	return fs

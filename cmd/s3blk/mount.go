@@ -104,7 +104,7 @@ func runMount(args []string) error {
 // killed daemon is detached first.
 func checkMountpoint(mnt string, force bool) error {
 	st, err := os.Stat(mnt)
-	if errors.Is(err, syscall.ENOTCONN) {
+	if errors.Is(err, syscall.ENOTCONN) || errors.Is(err, syscall.ECONNABORTED) {
 		if !force {
 			return fmt.Errorf("%s holds a dead FUSE mount (a killed daemon?): run `s3blk umount %s`, or mount with --force", mnt, mnt)
 		}

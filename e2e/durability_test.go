@@ -1,0 +1,149 @@
+package e2e
+
+import (
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// randomFile writes n MiB of random data to a temporary file.
+func randomFile(t *testing.T, mib int) string {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), "random")
+	sh(t, fmt.Sprintf("head -c %dM /dev/urandom > %s", mib, p))
+	return p
+}
+
+// TestFsyncSurvivesKill is the measured weakness of s3backer: write with
+// dd conv=fsync, kill -9 the daemon the moment dd returns, mount again with
+// --force, and find every byte.
+func TestFsyncSurvivesKill(t *testing.T) {
+	h := newHarness(t)
+	url := h.url("fsyncvol")
+	h.must("create", url, "--size", "1G", "--block-size", "1M")
+	src := randomFile(t, 200)
+	for round := 0; round < 2; round++ {
+		// A long write delay: without a real barrier the blocks would
+		// still be sitting in memory when the daemon dies.
+		mnt := filepath.Join(t.TempDir(), "mnt")
+		os.Mkdir(mnt, 0o755)
+		args := []string{"--write-delay", "1h"}
+		if round > 0 {
+			args = append(args, "--force")
+		}
+		h.mountAt(url, mnt, args...)
+		pid := daemonPID(t, mnt)
+		// Plain dd (no conv=notrunc): truncation of the volume is ignored.
+		sh(t, fmt.Sprintf("dd if=%s of=%s/file bs=1M seek=%d conv=fsync status=none", src, mnt, round*300))
+		syscall.Kill(pid, syscall.SIGKILL)
+		waitGone(t, pid, 10*time.Second)
+
+		// The dead mount and the stale lock need --force.
+		r := h.s3blk("mount", url, mnt)
+		if r.code == 0 || !strings.Contains(r.stderr, "--force") {
+			t.Fatalf("mount over a dead mount: exit %d, stderr %q; want a refusal suggesting --force", r.code, r.stderr)
+		}
+		mnt2 := filepath.Join(t.TempDir(), "mnt2")
+		os.Mkdir(mnt2, 0o755)
+		r = h.s3blk("mount", url, mnt2)
+		if r.code == 0 || !strings.Contains(r.stderr, "already mounted by") {
+			t.Fatalf("mount with a stale lock: exit %d, stderr %q; want 'already mounted by'", r.code, r.stderr)
+		}
+		h.mountAt(url, mnt, "--force")
+		for r := 0; r <= round; r++ {
+			sh(t, fmt.Sprintf("cmp -n %d %s %s/file --ignore-initial=0:%d", 200<<20, src, mnt, r*300<<20))
+		}
+		h.must("umount", mnt)
+	}
+}
+
+// TestUmountWaitsForDirtyBlocks writes without fsync and unmounts at once:
+// s3blk umount must return only after every block is stored.
+func TestUmountWaitsForDirtyBlocks(t *testing.T) {
+	h := newHarness(t)
+	url := h.url("umountvol")
+	h.must("create", url, "--size", "512M", "--block-size", "1M")
+	src := randomFile(t, 64)
+	mnt := h.mount(url, "--write-delay", "1h", "--uploaders", "2")
+	sh(t, fmt.Sprintf("dd if=%s of=%s/file bs=1M conv=notrunc status=none", src, mnt))
+	if n := statValue(t, mnt, "dirty_blocks"); n == 0 {
+		t.Logf("note: no dirty blocks before umount (uploads were fast)")
+	}
+	h.must("umount", mnt)
+	if n := h.blockObjects("umountvol"); n != 64 {
+		t.Fatalf("after umount the bucket holds %d block objects, want 64", n)
+	}
+	mnt2 := h.mount(url, "--read-only")
+	sh(t, fmt.Sprintf("cmp -n %d %s %s/file", 64<<20, src, mnt2))
+}
+
+// TestSignalFlushes sends SIGTERM to a foreground daemon with dirty blocks:
+// it must store them, unmount and exit 0.
+func TestSignalFlushes(t *testing.T) {
+	h := newHarness(t)
+	url := h.url("sigvol")
+	h.must("create", url, "--size", "256M", "--block-size", "64K")
+	src := randomFile(t, 16)
+	mnt := filepath.Join(t.TempDir(), "mnt")
+	os.Mkdir(mnt, 0o755)
+	cmd := exec.Command(s3blkBin, "mount", url, mnt, "--foreground", "--write-delay", "1h")
+	logs := &strings.Builder{}
+	cmd.Stderr = logs
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(20 * time.Second)
+	for !isMounted(mnt) {
+		if time.Now().After(deadline) {
+			cmd.Process.Kill()
+			t.Fatalf("foreground mount never appeared:\n%s", logs)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	sh(t, fmt.Sprintf("dd if=%s of=%s/file bs=64K conv=notrunc status=none", src, mnt))
+	cmd.Process.Signal(syscall.SIGTERM)
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("daemon exit after SIGTERM: %v\n%s", err, logs)
+		}
+	case <-time.After(2 * time.Minute):
+		cmd.Process.Kill()
+		t.Fatalf("daemon did not exit after SIGTERM:\n%s", logs)
+	}
+	if isMounted(mnt) {
+		t.Fatal("still mounted after SIGTERM")
+	}
+	if n := h.blockObjects("sigvol"); n != 256 {
+		t.Fatalf("after SIGTERM the bucket holds %d block objects, want 256", n)
+	}
+	if keys := h.objects("sigvol/lock"); len(keys) != 0 {
+		t.Fatalf("lock left behind after a clean exit: %v", keys)
+	}
+	mnt2 := h.mount(url, "--read-only")
+	sh(t, fmt.Sprintf("cmp -n %d %s %s/file", 16<<20, src, mnt2))
+}
+
+// TestReadOnlyMount takes no lock and refuses writes.
+func TestReadOnlyMount(t *testing.T) {
+	h := newHarness(t)
+	url := h.url("rovol")
+	h.must("create", url, "--size", "64M", "--block-size", "64K")
+	mnt := h.mount(url, "--read-only")
+	if keys := h.objects("rovol/lock"); len(keys) != 0 {
+		t.Fatalf("a read-only mount took the lock: %v", keys)
+	}
+	if f, err := os.OpenFile(mnt+"/file", os.O_WRONLY, 0); err == nil {
+		f.Close()
+		t.Fatal("opening the file for writing on a read-only mount succeeded")
+	}
+	// A read-write mount may coexist with read-only ones.
+	h.mount(url)
+}
