@@ -61,11 +61,21 @@ type sizeValue struct {
 	set bool
 }
 
+// String renders the value the way it is typed (256M), for --help.
 func (s *sizeValue) String() string {
-	if s.v == nil {
+	if s.v == nil || *s.v == 0 {
 		return ""
 	}
-	return strconv.FormatInt(*s.v, 10)
+	n := *s.v
+	for _, u := range []struct {
+		suffix string
+		size   int64
+	}{{"T", 1 << 40}, {"G", 1 << 30}, {"M", 1 << 20}, {"K", 1 << 10}} {
+		if n%u.size == 0 {
+			return strconv.FormatInt(n/u.size, 10) + u.suffix
+		}
+	}
+	return strconv.FormatInt(n, 10)
 }
 
 func (s *sizeValue) Set(x string) error {
