@@ -71,7 +71,8 @@ func (h *harness) s3blkEnv(env []string, args ...string) result {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, s3blkBin, args...)
-	cmd.Env = append(os.Environ(), env...)
+	// Never let the SDK look for EC2 instance credentials from a test.
+	cmd.Env = append(append(os.Environ(), "AWS_EC2_METADATA_DISABLED=true"), env...)
 	var out, errb bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errb
 	start := time.Now()

@@ -12,28 +12,34 @@ import (
 
 // Counters for one mounted volume.
 type Counters struct {
-	CacheHits, CacheMisses     atomic.Int64
-	ZeroReads                  atomic.Int64 // blocks read as zeros with no request
-	ReadAheads                 atomic.Int64
-	Downloads, DownloadBytes   atomic.Int64
-	Uploads, UploadBytes       atomic.Int64
-	Deletes                    atomic.Int64
-	ZeroWritesSkipped          atomic.Int64 // zero blocks that needed no request
-	Retries                    atomic.Int64 // SDK retries plus cache-level upload retries
-	Errors                     atomic.Int64 // failed requests seen by the cache
-	CorruptBlocks              atomic.Int64
-	Fsyncs                     atomic.Int64
-	DirtyBytes, DirtyBlocks    atomic.Int64
-	CachedBlocks, InflightPuts atomic.Int64
-	KnownBlocks                atomic.Int64 // blocks known to exist in the store
-	ListingDone                atomic.Bool
-	LastError                  atomic.Value // string
+	ReadRequests, WriteRequests atomic.Int64 // FUSE requests on the file
+	ReadBytes, WriteBytes       atomic.Int64
+	CacheHits, CacheMisses      atomic.Int64
+	ZeroReads                   atomic.Int64 // blocks read as zeros with no request
+	ReadAheads                  atomic.Int64
+	Downloads, DownloadBytes    atomic.Int64
+	Uploads, UploadBytes        atomic.Int64
+	Deletes                     atomic.Int64
+	ZeroWritesSkipped           atomic.Int64 // zero blocks that needed no request
+	Retries                     atomic.Int64 // SDK retries plus cache-level upload retries
+	Errors                      atomic.Int64 // failed requests seen by the cache
+	CorruptBlocks               atomic.Int64
+	Fsyncs                      atomic.Int64
+	DirtyBytes, DirtyBlocks     atomic.Int64
+	CachedBlocks, InflightPuts  atomic.Int64
+	KnownBlocks                 atomic.Int64 // blocks known to exist in the store
+	ListingDone                 atomic.Bool
+	LastError                   atomic.Value // string
 }
 
 // Format renders the counters as "name value" lines, stable for scripts.
 func (c *Counters) Format() string {
 	var b strings.Builder
 	line := func(name string, v int64) { fmt.Fprintf(&b, "%-20s %d\n", name, v) }
+	line("read_requests", c.ReadRequests.Load())
+	line("read_bytes", c.ReadBytes.Load())
+	line("write_requests", c.WriteRequests.Load())
+	line("write_bytes", c.WriteBytes.Load())
 	line("cache_hits", c.CacheHits.Load())
 	line("cache_misses", c.CacheMisses.Load())
 	line("zero_reads", c.ZeroReads.Load())

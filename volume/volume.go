@@ -72,7 +72,7 @@ func ParseBlockKey(key string) (uint64, bool) {
 		return 0, false
 	}
 	n, err := strconv.ParseUint(hexPart, 16, 64)
-	return n, err == nil
+	return n, err == nil && BlockKey(n) == key // lowercase only: one key per block
 }
 
 // CheckGeometry validates a size and block size for a new volume.

@@ -15,7 +15,14 @@ import (
 // ParseSize parses sizes like 4096, 512K, 1M, 10G, 2T, 1GiB (powers of 1024).
 func ParseSize(s string) (int64, error) {
 	t := strings.TrimSpace(s)
-	t = strings.TrimSuffix(strings.TrimSuffix(t, "B"), "i")
+	isUnit := func(u string) bool { return u != "" && strings.ContainsAny(u[len(u)-1:], "kKmMgGtTpP") }
+	if u, ok := strings.CutSuffix(t, "iB"); ok && isUnit(u) {
+		t = u // 1GiB
+	} else if u, ok := strings.CutSuffix(t, "i"); ok && isUnit(u) {
+		t = u // 1Gi
+	} else if u, ok := strings.CutSuffix(t, "B"); ok && u != "" && strings.ContainsAny(u[len(u)-1:], "kKmMgGtTpP0123456789") {
+		t = u // 1GB (still powers of 1024), 4096B
+	}
 	mult := int64(1)
 	if n := len(t); n > 0 {
 		switch t[n-1] {
@@ -41,8 +48,8 @@ func ParseSize(s string) (int64, error) {
 	return v * mult, nil
 }
 
-// FormatSize renders n bytes in the largest exact binary unit, or with one
-// decimal in GiB/MiB otherwise.
+// FormatSize renders n bytes for humans: in the largest binary unit not
+// above n, exact when n is a whole multiple, else with one decimal.
 func FormatSize(n int64) string {
 	units := []string{"B", "KiB", "MiB", "GiB", "TiB", "PiB"}
 	i, v := 0, float64(n)
@@ -100,6 +107,11 @@ func parseArgs(fs *flag.FlagSet, args []string, want int, names string) ([]strin
 	fs.SetOutput(io.Discard) // errors become one line; --help prints usage below
 	var pos []string
 	for {
+		// After "--" everything is positional.
+		if len(args) > 0 && args[0] == "--" {
+			pos = append(pos, args[1:]...)
+			break
+		}
 		if err := fs.Parse(args); err != nil {
 			if err == flag.ErrHelp {
 				fs.SetOutput(os.Stderr)
@@ -111,8 +123,13 @@ func parseArgs(fs *flag.FlagSet, args []string, want int, names string) ([]strin
 		if fs.NArg() == 0 {
 			break
 		}
-		pos = append(pos, fs.Arg(0))
-		args = fs.Args()[1:]
+		rest := fs.Args()
+		if len(args) > len(rest) && args[len(args)-len(rest)-1] == "--" {
+			pos = append(pos, rest...) // Parse consumed a "--"
+			break
+		}
+		pos = append(pos, rest[0])
+		args = rest[1:]
 	}
 	if len(pos) != want {
 		return nil, usageError{fmt.Sprintf("expected %s, got %d argument(s) (see --help)", names, len(pos))}

@@ -31,7 +31,7 @@ func escapePath(p string) string {
 	if p == "" {
 		return "-"
 	}
-	return strings.NewReplacer("-", "\\x2d", "/", "-").Replace(p)
+	return strings.NewReplacer("\\", "\\x5c", "-", "\\x2d", "/", "-").Replace(p)
 }
 
 func pidFile(mnt string) string    { return filepath.Join(runtimeDir(), escapePath(mnt)+".pid") }
