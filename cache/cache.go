@@ -6,12 +6,14 @@
 //
 //	state     data          in LRU  in dirty queue  meaning
 //	loading   buffer        no      no              a download is filling it; readers and writers wait
-//	clean     buffer        yes     no              equal to the stored object
+//	clean     buffer        yes*    no              equal to the stored object
 //	dirty     buffer or nil no      yes             newer than the store (nil data = all zeros: a delete)
 //	uploading buffer or nil no      no              still dirty, with a snapshot being stored by one uploader
 //
 // Transitions: a miss creates a loading entry; load completion makes it clean
-// (or drops it, on error). A write makes an entry dirty. An uploader takes the
+// (or drops it, on error). *A just-loaded entry that readers or writers wait
+// for stays out of the LRU until one of them has used it, so it cannot be
+// evicted first. A write makes an entry dirty. An uploader takes the
 // oldest eligible dirty entry, copies a snapshot, and stores it outside the
 // lock; on success the entry becomes clean, unless it was written again during
 // the upload, in which case it stays dirty and is queued again.
@@ -79,6 +81,7 @@ type entry struct {
 	data    []byte // nil means all zeros
 	loading bool
 	loadErr error
+	waiters int // readers and writers waiting for the load
 
 	dirty        bool
 	queued       bool
@@ -245,7 +248,9 @@ func (c *Cache) startLoad(index uint64) *entry {
 			c.present.clear(index)
 			fallthrough
 		default:
-			c.clean.Add(index, e)
+			if e.waiters == 0 {
+				c.clean.Add(index, e)
+			} // else pinned until a waiter uses it
 			c.evict()
 		}
 		c.cond.Broadcast()
@@ -336,7 +341,9 @@ func (c *Cache) ReadAt(p []byte, off int64) (int, error) {
 				continue
 			}
 			if e.loading {
+				e.waiters++
 				c.cond.Wait()
+				e.waiters--
 				if e.loadErr != nil {
 					return e.loadErr
 				}
@@ -349,7 +356,7 @@ func (c *Cache) ReadAt(p []byte, off int64) (int, error) {
 				copy(part, e.data[inBlock:])
 			}
 			if !e.dirty && !e.uploading {
-				c.clean.Get(index) // mark recently used
+				c.clean.Add(index, e) // mark recently used (or unpin)
 			}
 			return nil
 		}
@@ -357,6 +364,7 @@ func (c *Cache) ReadAt(p []byte, off int64) (int, error) {
 	if err != nil {
 		return 0, fmt.Errorf("block read failed: %w", err)
 	}
+	c.evict() // entries unpinned above may have taken the cache past its size
 	if sequential {
 		c.readAhead(uint64((off + int64(len(p)) - 1) / int64(c.bs)))
 	}
@@ -457,7 +465,9 @@ func (c *Cache) writeBlock(index uint64, inBlock int, part []byte, zeros bool) e
 				c.buffers++
 			}
 		} else if e.loading {
+			e.waiters++
 			c.cond.Wait()
+			e.waiters--
 			if e.loadErr != nil {
 				return e.loadErr
 			}

@@ -131,6 +131,13 @@ func (c *Cache) finishUpload(e *entry, zero bool, err error) {
 			c.failing++
 		}
 		e.failures++
+		// A failed write may still have created the object (say, a timeout
+		// after the store committed it), so the block is no longer known
+		// absent: if it is zeroed before a retry succeeds, it must be
+		// deleted, not skipped.
+		if !zero && c.present.set(e.index) {
+			c.st.KnownBlocks.Add(1)
+		}
 		e.retryAt = now.Add(min(100*time.Millisecond<<min(e.failures, 7), 10*time.Second))
 		e.rewritten = false // all writes since e.epoch are still unstored
 		c.log.Warn("storing block failed; will retry", "block", e.index, "attempt", e.failures, "err", err)
