@@ -258,6 +258,15 @@ func (c *Cache) startLoad(index uint64) *entry {
 	return e
 }
 
+// waitLoad waits once for e's download to progress, pinning e so that it
+// cannot be evicted before this waiter uses it. Requires c.mu.
+func (c *Cache) waitLoad(e *entry) error {
+	e.waiters++
+	c.cond.Wait()
+	e.waiters--
+	return e.loadErr
+}
+
 // evict drops least recently used clean entries while the cache holds more
 // buffers than its size allows. Requires c.mu.
 func (c *Cache) evict() {
@@ -341,11 +350,8 @@ func (c *Cache) ReadAt(p []byte, off int64) (int, error) {
 				continue
 			}
 			if e.loading {
-				e.waiters++
-				c.cond.Wait()
-				e.waiters--
-				if e.loadErr != nil {
-					return e.loadErr
+				if err := c.waitLoad(e); err != nil {
+					return err
 				}
 				continue
 			}
@@ -465,11 +471,8 @@ func (c *Cache) writeBlock(index uint64, inBlock int, part []byte, zeros bool) e
 				c.buffers++
 			}
 		} else if e.loading {
-			e.waiters++
-			c.cond.Wait()
-			e.waiters--
-			if e.loadErr != nil {
-				return e.loadErr
+			if err := c.waitLoad(e); err != nil {
+				return err
 			}
 			continue
 		} else if !c.dirtyRoom(e, zeros && whole) {
