@@ -65,7 +65,7 @@ type Config struct {
 	Uploaders    int           // parallel uploads (default 16)
 	ReadAhead    int           // blocks fetched ahead of a sequential reader (default 16)
 	WriteDelay   time.Duration // how long a partly written block waits before upload (default 200ms)
-	FlushTimeout time.Duration // Flush fails after uploads have failed this long (default 5m)
+	FlushTimeout time.Duration // Flush and Close fail when nothing could be stored for this long (default 5m)
 	ReadOnly     bool
 	Logger       *slog.Logger
 }
@@ -92,7 +92,6 @@ type entry struct {
 	ready        bool      // written to its end: upload without waiting for WriteDelay
 	dirtyAt      time.Time // when it became dirty
 	failures     int
-	failingSince time.Time
 	retryAt      time.Time
 }
 
@@ -123,13 +122,15 @@ type Cache struct {
 	present       presence
 	listingDone   bool
 	listingFailed bool
-	closed        bool // Close has begun: flush everything
-	quit          bool // workers must exit
-	failing       int  // dirty entries whose last upload failed
+	closed        bool      // Close has begun: flush everything
+	quit          bool      // workers must exit
+	lastStored    time.Time // when an upload or delete last succeeded
 
 	lastReadEnd int64
 	pool        sync.Pool
 	stop        chan struct{}
+	ctx         context.Context // cancelled when Close gives up: aborts requests in flight
+	cancel      context.CancelFunc
 	workers     sync.WaitGroup
 }
 
@@ -183,6 +184,7 @@ func New(be Backend, nblocks uint64, cfg Config, st *stats.Counters) *Cache {
 		stop:    make(chan struct{}),
 	}
 	c.cond = sync.NewCond(&c.mu)
+	c.ctx, c.cancel = context.WithCancel(context.Background())
 	c.pool.New = func() any { b := make([]byte, bs); return &b }
 	return c
 }

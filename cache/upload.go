@@ -97,7 +97,7 @@ func (c *Cache) uploader() {
 		c.mu.Unlock()
 
 		var err error
-		ctx, cancel := context.WithTimeout(context.Background(), requestTimeout)
+		ctx, cancel := context.WithTimeout(c.ctx, requestTimeout)
 		switch {
 		case skip:
 			c.st.ZeroWritesSkipped.Add(1)
@@ -126,10 +126,6 @@ func (c *Cache) finishUpload(e *entry, zero bool, err error) {
 		c.st.Errors.Add(1)
 		c.st.Retries.Add(1)
 		c.noteError(err)
-		if e.failures == 0 {
-			e.failingSince = now
-			c.failing++
-		}
 		e.failures++
 		// A failed write may still have created the object (say, a timeout
 		// after the store committed it), so the block is no longer known
@@ -144,8 +140,8 @@ func (c *Cache) finishUpload(e *entry, zero bool, err error) {
 		c.enqueue(e)
 		return
 	}
+	c.lastStored = now
 	if e.failures > 0 {
-		c.failing--
 		c.log.Info("block stored after retries", "block", e.index, "attempts", e.failures+1)
 		e.failures = 0
 	}
@@ -194,25 +190,36 @@ func (c *Cache) drained(target uint64) bool {
 	return true
 }
 
-// stuck returns an error if some dirty block has failed to upload for
-// longer than FlushTimeout. Requires c.mu.
-func (c *Cache) stuck(now time.Time) error {
-	if c.failing == 0 {
+// stalled returns an error if blocks are waiting but nothing has been
+// stored for FlushTimeout, counting from since (the start of the Flush or
+// Close that asks). Requires c.mu.
+func (c *Cache) stalled(now, since time.Time) error {
+	last := c.lastStored
+	if since.After(last) {
+		last = since
+	}
+	if now.Sub(last) <= c.cfg.FlushTimeout {
 		return nil
 	}
-	for _, e := range c.dirtyQ {
-		if e.failures > 0 && now.Sub(e.failingSince) > c.cfg.FlushTimeout {
-			last, _ := c.st.LastError.Load().(string)
-			return fmt.Errorf("block %d has failed to store for %s (%d attempts; last error: %s)",
-				e.index, now.Sub(e.failingSince).Round(time.Second), e.failures, last)
-		}
+	lastErr, _ := c.st.LastError.Load().(string)
+	if lastErr == "" {
+		lastErr = fmt.Sprintf("none yet; %d requests retried so far", c.st.Retries.Load())
 	}
-	return nil
+	return fmt.Errorf("nothing could be stored for %s (%d dirty blocks waiting; last error: %s)",
+		now.Sub(last).Round(100*time.Millisecond), c.dirtyCount, lastErr)
+}
+
+// retryNow makes every failed block eligible for an immediate retry: a new
+// Flush or Close should not wait out old backoffs. Requires c.mu.
+func (c *Cache) retryNow() {
+	for _, e := range c.dirtyQ {
+		e.retryAt = time.Time{}
+	}
 }
 
 // Flush is the durability barrier behind fsync: it returns nil only once
-// every block that was dirty when it was called is in the store. If uploads
-// keep failing for FlushTimeout it returns an error; the blocks stay dirty
+// every block that was dirty when it was called is in the store. If nothing
+// can be stored for FlushTimeout it returns an error; the blocks stay dirty
 // and keep being retried.
 func (c *Cache) Flush(ctx context.Context) error {
 	c.st.Fsyncs.Add(1)
@@ -222,9 +229,11 @@ func (c *Cache) Flush(ctx context.Context) error {
 	c.epoch++
 	c.flushers++
 	defer func() { c.flushers-- }()
+	start := time.Now()
+	c.retryNow()
 	c.cond.Broadcast()
 	for !c.drained(target) {
-		if err := c.stuck(time.Now()); err != nil {
+		if err := c.stalled(time.Now(), start); err != nil {
 			return err
 		}
 		if err := ctx.Err(); err != nil {
@@ -239,7 +248,7 @@ func (c *Cache) Flush(ctx context.Context) error {
 }
 
 // Close stores every dirty block and stops the workers. It returns an error
-// naming how many blocks could not be stored if uploads kept failing for
+// naming how many blocks could not be stored if nothing could be stored for
 // FlushTimeout.
 func (c *Cache) Close() error {
 	c.mu.Lock()
@@ -248,10 +257,12 @@ func (c *Cache) Close() error {
 		return nil
 	}
 	c.closed = true
+	start := time.Now()
+	c.retryNow()
 	c.cond.Broadcast()
 	var err error
 	for c.dirtyCount > 0 {
-		if err = c.stuck(time.Now()); err != nil {
+		if err = c.stalled(time.Now(), start); err != nil {
 			err = fmt.Errorf("%d dirty blocks could not be stored: %w", c.dirtyCount, err)
 			break
 		}
@@ -260,6 +271,7 @@ func (c *Cache) Close() error {
 	c.quit = true
 	c.cond.Broadcast()
 	c.mu.Unlock()
+	c.cancel() // whatever is still in flight has been given up on
 	close(c.stop)
 	c.workers.Wait()
 	return err

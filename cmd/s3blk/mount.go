@@ -66,7 +66,7 @@ func runMount(args []string) error {
 	fs.IntVar(&f.uploaders, "uploaders", 16, "parallel uploads")
 	fs.IntVar(&f.readAhead, "read-ahead", 16, "blocks fetched ahead of a sequential reader (0 = default, -1 = off)")
 	fs.DurationVar(&f.writeDelay, "write-delay", 200*time.Millisecond, "how long a partly written block waits for more writes before upload")
-	fs.DurationVar(&f.flushTimeout, "flush-timeout", 5*time.Minute, "fsync and unmount fail after uploads have failed this long")
+	fs.DurationVar(&f.flushTimeout, "flush-timeout", 5*time.Minute, "fsync (EIO) and unmount fail when nothing could be stored for this long")
 	fs.StringVar(&f.logFile, "log-file", "", "daemon log file (default /var/log/s3blk/MOUNTPOINT.log)")
 	fs.StringVar(&f.logLevel, "log-level", "info", "debug, info, warn or error")
 	f.size = sizeFlag(fs, "size", 0, "expected volume size (refused if the volume differs)")
@@ -221,7 +221,9 @@ func serve(url, mnt string, f *mountFlags, ready *os.File) (err error) {
 			return err
 		}
 		defer func() {
-			if uerr := volume.Unlock(context.Background(), store, me); uerr != nil {
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			defer cancel()
+			if uerr := volume.Unlock(ctx, store, me); uerr != nil {
 				log.Warn("releasing the mount lock failed", "err", uerr)
 			}
 		}()
