@@ -1,6 +1,7 @@
 # s3blk: see README.md. `make demo` and `make test` work on a fresh machine.
 GO      ?= go
 BIN     := bin/s3blk
+VERSION ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
 SOURCES := $(shell find . -name '*.go' -not -path './.work/*') go.mod go.sum
 
 .PHONY: all build deps test unit vet demo clean
@@ -8,7 +9,7 @@ SOURCES := $(shell find . -name '*.go' -not -path './.work/*') go.mod go.sum
 all: build
 
 $(BIN): $(SOURCES)
-	$(GO) build -trimpath -o $(BIN) ./cmd/s3blk
+	$(GO) build -trimpath -ldflags "-X main.version=$(VERSION)" -o $(BIN) ./cmd/s3blk
 
 build: $(BIN)
 

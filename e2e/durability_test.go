@@ -51,8 +51,11 @@ func TestFsyncSurvivesKill(t *testing.T) {
 		mnt2 := filepath.Join(t.TempDir(), "mnt2")
 		os.Mkdir(mnt2, 0o755)
 		r = h.s3blk("mount", url, mnt2)
-		if r.code == 0 || !strings.Contains(r.stderr, "already mounted by") {
-			t.Fatalf("mount with a stale lock: exit %d, stderr %q; want 'already mounted by'", r.code, r.stderr)
+		if r.code == 0 || !strings.Contains(r.stderr, "already mounted by") || !strings.Contains(r.stderr, "stale") {
+			t.Fatalf("mount with a stale lock: exit %d, stderr %q; want 'already mounted by' and 'stale'", r.code, r.stderr)
+		}
+		if info := h.must("info", url); !strings.Contains(info, "STALE") {
+			t.Errorf("info does not call the dead holder's lock stale:\n%s", info)
 		}
 		h.mountAt(url, mnt, "--force")
 		for r := 0; r <= round; r++ {
@@ -146,4 +149,41 @@ func TestReadOnlyMount(t *testing.T) {
 	}
 	// A read-write mount may coexist with read-only ones.
 	h.mount(url)
+}
+
+// TestBusyMountKeepsServing: while ext4 on a loop device uses the file,
+// SIGTERM stores the dirty blocks but does not pull the disk away, and
+// s3blk umount refuses with a clear message. Both work once it is free.
+func TestBusyMountKeepsServing(t *testing.T) {
+	h := newHarness(t)
+	url := h.url("busyvol")
+	h.must("create", url, "--size", "256M", "--block-size", "1M")
+	mnt := h.mount(url, "--write-delay", "1h")
+	sh(t, "mkfs.ext4 -q -F "+mnt+"/file")
+	fs := h.loopMount(mnt + "/file")
+	src := randomFile(t, 4)
+	sh(t, fmt.Sprintf("cp %s %s/a", src, fs))
+
+	r := h.s3blk("umount", mnt)
+	if r.code == 0 || !strings.Contains(r.stderr, "busy") {
+		t.Fatalf("umount under a loop mount: exit %d, stderr %q; want a busy refusal", r.code, r.stderr)
+	}
+	pid := daemonPID(t, mnt)
+	syscall.Kill(pid, syscall.SIGTERM)
+	deadline := time.Now().Add(30 * time.Second)
+	for statValue(t, mnt, "dirty_blocks") != 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("SIGTERM did not store the dirty blocks")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	time.Sleep(200 * time.Millisecond)
+	if _, err := os.Stat(fmt.Sprintf("/proc/%d", pid)); err != nil {
+		t.Fatal("the daemon exited while a loop device still used its file")
+	}
+	// Still serving: the filesystem works, then everything unmounts cleanly.
+	sh(t, fmt.Sprintf("cp %s %s/b && sync && cmp %s %s/a", src, fs, src, fs))
+	sh(t, "umount "+fs)
+	h.must("umount", mnt)
+	waitGone(t, pid, 10*time.Second)
 }

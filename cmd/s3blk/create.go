@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"os"
 	"text/tabwriter"
@@ -87,12 +86,12 @@ func runInfo(args []string) error {
 	fmt.Fprintf(w, "blocks:\t%d\n", h.Blocks())
 	fmt.Fprintf(w, "stored blocks:\t%d (%.1f%% of the volume; %s in objects)\n",
 		blocks, 100*float64(blocks)/float64(h.Blocks()), FormatSize(bytes))
-	if lock != nil {
+	if host, _ := os.Hostname(); lock != nil && lock.Host == host && !processAlive(lock.PID) {
+		fmt.Fprintf(w, "lock:\tSTALE: held by %s, which is not running (mount with --force)\n", lock)
+	} else if lock != nil {
 		fmt.Fprintf(w, "lock:\tmounted by %s\n", lock)
 	} else {
 		fmt.Fprintf(w, "lock:\tnot mounted\n")
 	}
 	return w.Flush()
 }
-
-var errNotMounted = errors.New("not mounted")

@@ -58,8 +58,13 @@ func main() {
 	}
 	name := os.Args[1]
 	if name == "help" || name == "-h" || name == "--help" || name == "-help" {
-		usage()
-		return
+		if len(os.Args) > 2 { // s3blk help mount == s3blk mount --help
+			name = os.Args[2]
+			os.Args = []string{os.Args[0], name, "--help"}
+		} else {
+			usage()
+			return
+		}
 	}
 	for _, c := range commands {
 		if c.name != name {

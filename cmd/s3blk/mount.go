@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"log/slog"
@@ -20,6 +19,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/s3blk/s3blk/blockstore"
 	"github.com/s3blk/s3blk/cache"
 	"github.com/s3blk/s3blk/fusefs"
 	"github.com/s3blk/s3blk/stats"
@@ -218,7 +218,7 @@ func serve(url, mnt string, f *mountFlags, ready *os.File) (err error) {
 	me := volume.NewLockInfo(mnt)
 	if !f.readOnly {
 		if err := volume.Lock(ctx, store, me, f.force); err != nil {
-			return err
+			return explainStaleLock(ctx, store, me, err)
 		}
 		defer func() {
 			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
@@ -290,4 +290,15 @@ func serve(url, mnt string, f *mountFlags, ready *os.File) (err error) {
 	return closeErr
 }
 
-var _ = flag.ErrHelp
+// explainStaleLock adds to a lock refusal whether the holder is provably
+// dead: the same host, and its PID is not an s3blk process.
+func explainStaleLock(ctx context.Context, store blockstore.Store, me volume.LockInfo, err error) error {
+	if !errors.Is(err, volume.ErrLocked) {
+		return err
+	}
+	holder, rerr := volume.ReadLock(ctx, store)
+	if rerr != nil || holder == nil || holder.Host != me.Host || processAlive(holder.PID) {
+		return err
+	}
+	return fmt.Errorf("%w; that process is not running on this host, so the lock is stale and --force is safe", err)
+}

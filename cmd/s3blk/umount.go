@@ -32,11 +32,12 @@ func runUmount(args []string) error {
 	}
 	pid, _ := readPID(pidFile(mnt))
 	alive := processAlive(pid)
+	dirty := ""
 	if alive {
 		if data, err := os.ReadFile(filepath.Join(mnt, "stats")); err == nil {
 			for _, line := range strings.Split(string(data), "\n") {
 				if f := strings.Fields(line); len(f) == 2 && f[0] == "dirty_bytes" && f[1] != "0" {
-					fmt.Fprintf(os.Stderr, "s3blk: storing %s dirty bytes before exiting...\n", f[1])
+					dirty = f[1]
 				}
 			}
 		}
@@ -46,6 +47,9 @@ func runUmount(args []string) error {
 			return fmt.Errorf("%s is busy: unmount the filesystem on it and detach its loop device first (losetup -j %s/file)", mnt, mnt)
 		}
 		return fmt.Errorf("unmounting %s: %v", mnt, err)
+	}
+	if dirty != "" {
+		fmt.Fprintf(os.Stderr, "s3blk: storing %s dirty bytes before the daemon exits...\n", dirty)
 	}
 	if !alive {
 		return fmt.Errorf("the daemon for %s was not running (killed?); blocks it had not stored are lost, and its lock is stale: mount again with --force", mnt)
