@@ -89,20 +89,25 @@ func TestExt4RsyncRoundTrip(t *testing.T) {
 }
 
 // TestTarIntoFilesystem extracts a tar stream into ext4 on a volume and
-// checks it after a remount.
+// checks it after a remount. The cache is tiny (8 blocks, at most 4 dirty),
+// so eviction, read-modify-write and writers waiting on the dirty bound all
+// happen under a real kernel I/O pattern.
 func TestTarIntoFilesystem(t *testing.T) {
 	h := newHarness(t)
 	url := h.url("tarvol")
 	src := goSourceTree(t)
 	h.must("create", url, "--size", "1G", "--block-size", "256K")
-	mnt := h.mount(url)
+	mnt := h.mount(url, "--cache-size", "2M", "--max-dirty", "1M", "--read-ahead", "2")
 	sh(t, "mkfs.ext4 -q -F "+mnt+"/file")
 	fs := h.loopMount(mnt + "/file")
 	sh(t, fmt.Sprintf("mkdir %s/x && tar -C %s -cf - net crypto | tar -C %s/x -xf - && sync", fs, src, fs))
 	sh(t, "umount "+fs)
+	if n := statValue(t, mnt, "cached_blocks"); n > 8 {
+		t.Errorf("a 2M cache of 256K blocks holds %d blocks", n)
+	}
 	h.must("umount", mnt)
 
-	mnt2 := h.mount(url, "--read-only")
+	mnt2 := h.mount(url, "--read-only", "--cache-size", "2M")
 	fs2 := h.loopMount(mnt2+"/file", "ro,noload")
 	sh(t, fmt.Sprintf("diff -r %s/net %s/x/net && diff -r %s/crypto %s/x/crypto", src, fs2, src, fs2))
 }
