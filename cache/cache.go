@@ -247,7 +247,9 @@ func (c *Cache) startLoad(index uint64) *entry {
 			e.data = nil
 		case !found:
 			clear(e.data)
-			c.present.clear(index)
+			if c.present.clear(index) {
+				c.st.KnownBlocks.Add(-1)
+			}
 			fallthrough
 		default:
 			if e.waiters == 0 {
