@@ -100,19 +100,22 @@ func runMount(args []string) error {
 }
 
 // checkMountpoint refuses a mountpoint that is missing, not a directory,
-// already mounted or not empty. With force, a dead FUSE mount left by a
-// killed daemon is detached first.
+// already mounted or not empty. A dead s3blk mount (its daemon was killed)
+// is reported as such; with force it is detached first.
 func checkMountpoint(mnt string, force bool) error {
-	st, err := os.Stat(mnt)
-	if errors.Is(err, syscall.ENOTCONN) || errors.Is(err, syscall.ECONNABORTED) {
+	_, statErr := os.Stat(mnt)
+	deadConn := errors.Is(statErr, syscall.ENOTCONN) || errors.Is(statErr, syscall.ECONNABORTED)
+	m, _ := findMount(mnt)
+	if deadConn || (m != nil && m.fstype == "fuse.s3blk" && !daemonAlive(mnt)) {
 		if !force {
-			return fmt.Errorf("%s holds a dead FUSE mount (a killed daemon?): run `s3blk umount %s`, or mount with --force", mnt, mnt)
+			return fmt.Errorf("%s holds a dead s3blk mount (its daemon was killed): mount with --force to replace it", mnt)
 		}
 		if err := unix.Unmount(mnt, unix.MNT_DETACH); err != nil {
 			return fmt.Errorf("detaching the dead mount at %s: %v", mnt, err)
 		}
-		st, err = os.Stat(mnt)
+		m, _ = findMount(mnt)
 	}
+	st, err := os.Stat(mnt)
 	if errors.Is(err, os.ErrNotExist) {
 		return fmt.Errorf("mountpoint %s does not exist", mnt)
 	}
@@ -122,7 +125,7 @@ func checkMountpoint(mnt string, force bool) error {
 	if !st.IsDir() {
 		return fmt.Errorf("mountpoint %s is not a directory", mnt)
 	}
-	if m, err := findMount(mnt); err == nil && m != nil {
+	if m != nil {
 		return fmt.Errorf("mountpoint %s is busy: %s (%s) is mounted there", mnt, m.source, m.fstype)
 	}
 	d, err := os.Open(mnt)
@@ -134,6 +137,12 @@ func checkMountpoint(mnt string, force bool) error {
 		return fmt.Errorf("mountpoint %s is busy: the directory is not empty", mnt)
 	}
 	return nil
+}
+
+// daemonAlive reports whether the daemon that mounted mnt is running.
+func daemonAlive(mnt string) bool {
+	pid, err := readPID(pidFile(mnt))
+	return err == nil && processAlive(pid)
 }
 
 // startDaemon re-executes s3blk in the background and waits until it has
