@@ -85,8 +85,8 @@ func TestOutageFsyncAndUmount(t *testing.T) {
 	}
 
 	// A permanent outage at unmount: s3blk umount reports the loss.
-	sh(t, fmt.Sprintf("dd if=%s of=%s/file bs=1M seek=100 conv=notrunc status=none", src, mnt))
 	proxy.failing.Store(true)
+	sh(t, fmt.Sprintf("dd if=%s of=%s/file bs=1M seek=100 conv=notrunc status=none", src, mnt))
 	r := h.s3blk("umount", mnt)
 	if r.code == 0 || !strings.Contains(r.stderr, "could not be stored") {
 		t.Fatalf("umount during an outage: exit %d, stderr %q; want non-zero and 'could not be stored'", r.code, r.stderr)
