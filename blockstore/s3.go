@@ -131,7 +131,7 @@ func (s *S3) Describe() string { return strings.TrimSuffix(s.url, "/") }
 // credentials are accepted, and turns the usual failures into one plain
 // sentence.
 func (s *S3) Check(ctx context.Context) error {
-	ctx, cancel := context.WithTimeout(ctx, 20*time.Second)
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
 	_, err := s.client.HeadBucket(ctx, &s3.HeadBucketInput{Bucket: aws.String(s.bucket)},
 		func(o *s3.Options) { o.RetryMaxAttempts = 2 })

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"os"
 	"sync"
 	"testing"
@@ -136,9 +137,25 @@ func TestS3Store(t *testing.T) {
 func TestS3BadInput(t *testing.T) {
 	bucket := testenv.Bucket(t)
 	ctx := context.Background()
+	// An endpoint that accepts connections and never answers.
+	silent, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer silent.Close()
+	go func() {
+		for {
+			conn, err := silent.Accept()
+			if err != nil {
+				return
+			}
+			defer conn.Close()
+		}
+	}()
 	cases := []struct {
 		name, bucket, endpoint, key, want string
 	}{
+		{"silent endpoint", bucket, "http://" + silent.Addr().String(), "", "cannot reach"},
 		{"missing bucket", "no-such-bucket-s3blk", "", "", "does not exist"},
 		{"bad credentials", bucket, "", "WRONGKEY", "credentials"},
 		{"unreachable endpoint", bucket, "http://127.0.0.1:1", "", "cannot reach"},
@@ -153,6 +170,9 @@ func TestS3BadInput(t *testing.T) {
 				blockstore.S3Options{Endpoint: c.endpoint})
 			if err == nil || !bytes.Contains([]byte(err.Error()), []byte(c.want)) {
 				t.Fatalf("err = %v, want it to mention %q", err, c.want)
+			}
+			if took := time.Since(start); took > 15*time.Second {
+				t.Fatalf("%s: took %s to fail", c.name, took)
 			}
 			t.Logf("%s after %s: %v", c.name, time.Since(start).Round(time.Millisecond), err)
 		})
