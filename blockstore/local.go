@@ -126,7 +126,11 @@ func (l *Local) Delete(ctx context.Context, key string) error {
 
 func (l *Local) List(ctx context.Context, prefix string, fn func(ObjectInfo) error) error {
 	var infos []ObjectInfo
-	err := filepath.WalkDir(l.Root, func(p string, d fs.DirEntry, err error) error {
+	start := l.Root // walk only the directory the prefix names, e.g. blocks/
+	if i := strings.LastIndex(prefix, "/"); i >= 0 {
+		start = filepath.Join(l.Root, filepath.FromSlash(prefix[:i]))
+	}
+	err := filepath.WalkDir(start, func(p string, d fs.DirEntry, err error) error {
 		if err != nil {
 			if errors.Is(err, fs.ErrNotExist) {
 				return nil

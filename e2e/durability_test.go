@@ -37,7 +37,7 @@ func TestFsyncSurvivesKill(t *testing.T) {
 			args = append(args, "--force")
 		}
 		h.mountAt(url, mnt, args...)
-		pid := daemonPID(t, mnt)
+		pid := h.daemonPID(mnt)
 		// Plain dd (no conv=notrunc): truncation of the volume is ignored.
 		sh(t, fmt.Sprintf("dd if=%s of=%s/file bs=1M seek=%d conv=fsync status=none", src, mnt, round*300))
 		syscall.Kill(pid, syscall.SIGKILL)
@@ -168,7 +168,7 @@ func TestBusyMountKeepsServing(t *testing.T) {
 	if r.code == 0 || !strings.Contains(r.stderr, "busy") {
 		t.Fatalf("umount under a loop mount: exit %d, stderr %q; want a busy refusal", r.code, r.stderr)
 	}
-	pid := daemonPID(t, mnt)
+	pid := h.daemonPID(mnt)
 	syscall.Kill(pid, syscall.SIGTERM)
 	deadline := time.Now().Add(30 * time.Second)
 	for statValue(t, mnt, "dirty_blocks") != 0 {
@@ -205,7 +205,7 @@ func TestExt4SurvivesKillAfterSync(t *testing.T) {
 	writer := exec.Command("cp", "-r", src+"/crypto", fs+"/unsynced")
 	writer.Start()
 	time.Sleep(300 * time.Millisecond)
-	pid := daemonPID(t, mnt)
+	pid := h.daemonPID(mnt)
 	syscall.Kill(pid, syscall.SIGKILL)
 	waitGone(t, pid, 10*time.Second)
 	writer.Wait()

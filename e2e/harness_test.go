@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"sort"
 	"strconv"
 	"strings"
@@ -49,12 +50,13 @@ type harness struct {
 	t      *testing.T
 	bucket string
 	client *s3.Client
+	pids   map[string]int // mountpoint -> daemon PID, as `s3blk mount` reported it
 }
 
 func newHarness(t *testing.T) *harness {
 	t.Helper()
 	testenv.NeedRoot(t)
-	return &harness{t: t, bucket: testenv.Bucket(t), client: testenv.S3Client(t)}
+	return &harness{t: t, bucket: testenv.Bucket(t), client: testenv.S3Client(t), pids: map[string]int{}}
 }
 
 func (h *harness) url(name string) string { return "s3://" + h.bucket + "/" + name }
@@ -122,7 +124,15 @@ func (h *harness) mount(url string, extra ...string) string {
 
 func (h *harness) mountAt(url, mnt string, extra ...string) {
 	h.t.Helper()
-	h.must(append([]string{"mount", url, mnt}, extra...)...)
+	r := h.s3blk(append([]string{"mount", url, mnt}, extra...)...)
+	if r.code != 0 {
+		h.t.Fatalf("s3blk mount %s %s: exit %d: %s", url, mnt, r.code, r.stderr)
+	}
+	m := regexp.MustCompile(`daemon pid (\d+)`).FindStringSubmatch(r.stderr)
+	if m == nil {
+		h.t.Fatalf("s3blk mount did not report the daemon PID: %q", r.stderr)
+	}
+	h.pids[mnt], _ = strconv.Atoi(m[1])
 	h.t.Cleanup(func() {
 		if isMounted(mnt) {
 			if r := h.s3blk("umount", mnt); r.code != 0 {
@@ -178,16 +188,11 @@ func (h *harness) blockObjects(vol string) int {
 }
 
 // daemonPID returns the PID of the daemon serving mnt.
-func daemonPID(t *testing.T, mnt string) int {
-	t.Helper()
-	esc := strings.NewReplacer("-", "\\x2d", "/", "-").Replace(strings.Trim(mnt, "/"))
-	data, err := os.ReadFile("/run/s3blk/" + esc + ".pid")
-	if err != nil {
-		t.Fatalf("daemon PID file: %v", err)
-	}
-	pid, err := strconv.Atoi(strings.TrimSpace(string(data)))
-	if err != nil {
-		t.Fatal(err)
+func (h *harness) daemonPID(mnt string) int {
+	h.t.Helper()
+	pid, ok := h.pids[mnt]
+	if !ok {
+		h.t.Fatalf("no daemon mounted at %s by this test", mnt)
 	}
 	return pid
 }

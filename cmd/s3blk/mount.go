@@ -106,7 +106,7 @@ func checkMountpoint(mnt string, force bool) error {
 	_, statErr := os.Stat(mnt)
 	deadConn := errors.Is(statErr, syscall.ENOTCONN) || errors.Is(statErr, syscall.ECONNABORTED)
 	m, _ := findMount(mnt)
-	if deadConn || (m != nil && m.fstype == "fuse.s3blk" && !daemonAlive(mnt)) {
+	if m != nil && m.fstype == "fuse.s3blk" && (deadConn || !daemonAlive(mnt)) {
 		if !force {
 			return fmt.Errorf("%s holds a dead s3blk mount (its daemon was killed): mount with --force to replace it", mnt)
 		}

@@ -2,7 +2,6 @@ package main
 
 import (
 	"bufio"
-	"errors"
 	"fmt"
 	"net"
 	"os"
@@ -138,5 +137,3 @@ func sdNotify(state string) {
 	defer conn.Close()
 	conn.Write([]byte(state))
 }
-
-var errDeadMount = errors.New("dead FUSE mount")
