@@ -1,0 +1,46 @@
+package codec
+
+import (
+	"fmt"
+
+	"github.com/klauspost/compress/zstd"
+)
+
+// Compression is shared by the block codec and stream chunks. Both the
+// encoder and the decoder are safe for concurrent EncodeAll/DecodeAll.
+var (
+	zstdEncoder, _ = zstd.NewWriter(nil,
+		zstd.WithEncoderLevel(zstd.SpeedFastest),
+		zstd.WithEncoderConcurrency(1),
+		zstd.WithZeroFrames(true),
+		zstd.WithEncoderCRC(false)) // integrity comes from the AEAD or the checksum
+	zstdDecoder, _ = zstd.NewReader(nil,
+		zstd.WithDecoderConcurrency(0),
+		zstd.WithDecoderMaxMemory(MaxDecompressed))
+)
+
+// MaxDecompressed bounds what Decompress will produce, so a hostile object
+// cannot make us allocate without limit.
+const MaxDecompressed = 64 << 20
+
+// Compress appends the zstd frame of src to dst and returns it.
+func Compress(dst, src []byte) []byte {
+	return zstdEncoder.EncodeAll(src, dst)
+}
+
+// Decompress appends the content of the zstd frames in src to dst. It fails
+// if the result would not be exactly want bytes.
+func Decompress(dst, src []byte, want int) ([]byte, error) {
+	if want > MaxDecompressed {
+		return dst, fmt.Errorf("%w: decompressed size %d is beyond the limit", ErrCorrupt, want)
+	}
+	n := len(dst)
+	out, err := zstdDecoder.DecodeAll(src, dst)
+	if err != nil {
+		return dst, fmt.Errorf("%w: zstd: %v", ErrCorrupt, err)
+	}
+	if len(out)-n != want {
+		return dst, fmt.Errorf("%w: decompressed to %d bytes, want %d", ErrCorrupt, len(out)-n, want)
+	}
+	return out, nil
+}
