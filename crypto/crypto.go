@@ -100,7 +100,10 @@ func NewAEAD(key []byte) (*AEAD, error) {
 }
 
 // Seal appends nonce ‖ ciphertext ‖ tag of plaintext to dst and returns it.
-// ad is authenticated but not stored. plaintext and dst must not overlap.
+// ad is authenticated but not stored. plaintext and dst must not overlap,
+// except to seal in place: with buf holding the plaintext at
+// buf[NonceSize:NonceSize+n] and room for TagSize more, Seal(buf[:0],
+// buf[NonceSize:NonceSize+n], ad) writes the whole sealed message to buf.
 func (a *AEAD) Seal(dst, plaintext, ad []byte) []byte {
 	n := len(dst)
 	dst = grow(dst, NonceSize+len(plaintext)+TagSize)
@@ -113,6 +116,7 @@ func (a *AEAD) Seal(dst, plaintext, ad []byte) []byte {
 
 // Open authenticates sealed (as made by Seal with the same ad) and appends
 // its plaintext to dst. On failure it returns ErrAuth and dst unchanged.
+// To open in place, pass dst = sealed[NonceSize:NonceSize].
 func (a *AEAD) Open(dst, sealed, ad []byte) ([]byte, error) {
 	if len(sealed) < Overhead {
 		return dst, ErrAuth

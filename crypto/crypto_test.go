@@ -163,3 +163,18 @@ func benchmarkAEAD(b *testing.B, open bool) {
 // BenchmarkSeal and BenchmarkOpen give the AEAD's throughput on one core.
 func BenchmarkSeal(b *testing.B) { benchmarkAEAD(b, false) }
 func BenchmarkOpen(b *testing.B) { benchmarkAEAD(b, true) }
+
+func TestSealOpenInPlace(t *testing.T) {
+	a := testAEAD(t)
+	msg := []byte("in place, no second buffer")
+	buf := make([]byte, NonceSize+len(msg), NonceSize+len(msg)+TagSize)
+	copy(buf[NonceSize:], msg)
+	sealed := a.Seal(buf[:0], buf[NonceSize:NonceSize+len(msg)], nil)
+	if &sealed[0] != &buf[0] || len(sealed) != len(msg)+Overhead {
+		t.Fatal("Seal in place moved or resized the buffer")
+	}
+	plain, err := a.Open(sealed[NonceSize:NonceSize], sealed, nil)
+	if err != nil || !bytes.Equal(plain, msg) {
+		t.Fatalf("Open in place = %q, %v", plain, err)
+	}
+}
