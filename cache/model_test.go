@@ -148,10 +148,10 @@ func TestOverVolume(t *testing.T) {
 	const nblocks = 24
 	size := int64(nblocks * bs)
 	store := blockstore.NewLocal(t.TempDir())
-	if _, err := volume.Create(ctx, store, size, bs); err != nil {
+	if _, err := volume.Create(ctx, store, size, bs, volume.Options{}); err != nil {
 		t.Fatal(err)
 	}
-	vol, err := volume.Open(ctx, store, nil)
+	vol, err := volume.Open(ctx, store, nil, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -236,7 +236,7 @@ func TestOverVolume(t *testing.T) {
 	}
 
 	// Remount: a new volume and cache see the same contents.
-	vol2, err := volume.Open(ctx, store, nil)
+	vol2, err := volume.Open(ctx, store, nil, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -6,20 +6,31 @@
 //	offset  size  field
 //	0       4     magic "S3BK"
 //	4       1     format version (1)
-//	5       1     codec flags (FlagZstd, FlagEncrypted; unknown bits are refused)
+//	5       1     codec flags: FlagZstd, FlagEncrypted; unknown bits are refused
 //	6       2     reserved, zero
-//	8       8     write generation (reserved for rollback detection)
+//	8       8     write generation (reserved for rollback detection; 0 today)
 //	16      4     payload length N
-//	20      N     payload (the block, possibly compressed and sealed)
-//	20+N    32    SHA-256(volume ID || block index || bytes 0..20+N)
+//	20      N     payload
+//
+// then, by flags:
+//   - not encrypted: the payload is the block (zstd-compressed if FlagZstd),
+//     followed by a 32-byte SHA-256 of volume ID ‖ block index ‖ bytes 0..20+N.
+//   - encrypted: the payload is crypto.AEAD.Seal (nonce ‖ ciphertext ‖ tag) of
+//     the block (zstd-compressed first if FlagZstd), with associated data
+//     bytes 0..20 (magic, format version, flags, generation, length) ‖
+//     volume ID ‖ block index. Nothing follows.
+//
+// Compression is kept only where it makes the block smaller, so FlagZstd is
+// per object.
 //
 // Invariants:
-//   - Decode never returns bytes that fail the checksum: any damage, a
-//     truncated object, or an object copied from another block index or
-//     another volume is ErrCorrupt, never wrong data.
-//   - The header carries a version and flags, so encryption and compression
-//     (which seal the payload with an AEAD instead) fit without a format
-//     break; a reader refuses flags it does not know.
+//   - Decode never returns bytes that failed the checksum or the AEAD: damage,
+//     truncation, an object copied from another block index or another
+//     volume, or an edited header byte is ErrCorrupt, never wrong data.
+//   - An encrypted volume accepts only encrypted objects, and an unencrypted
+//     one only unencrypted objects: nobody can downgrade a block by storing a
+//     checksummed plaintext object in its place.
+//   - Decompression never produces more than one block.
 package codec
 
 import (
@@ -27,6 +38,9 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"slices"
+
+	"github.com/s3blk/s3blk/crypto"
 )
 
 const (
@@ -36,7 +50,7 @@ const (
 	TrailerSize   = sha256.Size
 	FlagZstd      = 1 << 0
 	FlagEncrypted = 1 << 1
-	knownFlags    = 0 // flags this build can decode
+	knownFlags    = FlagZstd | FlagEncrypted
 )
 
 // ErrCorrupt marks a block object that failed to decode or verify.
@@ -46,49 +60,85 @@ var ErrCorrupt = errors.New("corrupt block object")
 type Codec struct {
 	VolumeID  [16]byte
 	BlockSize int
+	Compress  bool         // try zstd on every block
+	AEAD      *crypto.AEAD // nil: unencrypted, checksummed objects
 }
 
-// Overhead is the number of bytes an object adds to its payload.
-const Overhead = HeaderSize + TrailerSize
+// MaxOverhead bounds the bytes an object adds to its block.
+const MaxOverhead = HeaderSize + crypto.Overhead + TrailerSize
 
 func (c *Codec) checksum(index uint64, body []byte) [32]byte {
 	h := sha256.New()
-	var ix [8]byte
-	binary.BigEndian.PutUint64(ix[:], index)
 	h.Write(c.VolumeID[:])
-	h.Write(ix[:])
+	h.Write(binary.BigEndian.AppendUint64(nil, index))
 	h.Write(body)
 	var sum [32]byte
 	h.Sum(sum[:0])
 	return sum
 }
 
-// Encode appends the object for block index with contents plain to dst[:0]
-// and returns it. len(plain) must be the block size.
+// associatedData is what an encrypted object's AEAD binds besides the
+// payload: its header, the volume and the block index.
+func (c *Codec) associatedData(index uint64, header []byte) []byte {
+	ad := make([]byte, 0, HeaderSize+len(c.VolumeID)+8)
+	ad = append(ad, header...)
+	ad = append(ad, c.VolumeID[:]...)
+	return binary.BigEndian.AppendUint64(ad, index)
+}
+
+// Encode writes the object for block index with contents plain into dst
+// (reusing its storage when big enough) and returns it. len(plain) must be
+// the block size.
 func (c *Codec) Encode(index uint64, plain []byte, dst []byte) []byte {
 	if len(plain) != c.BlockSize {
 		panic(fmt.Sprintf("codec: encoding %d bytes, block size is %d", len(plain), c.BlockSize))
 	}
-	need := Overhead + len(plain)
-	if cap(dst) < need {
-		dst = make([]byte, 0, need)
+	// Lay out header ‖ [nonce] ‖ payload, so that sealing works in place.
+	start := HeaderSize
+	if c.AEAD != nil {
+		start += crypto.NonceSize
 	}
-	out := dst[:HeaderSize]
+	out := slices.Grow(dst[:0], MaxOverhead+len(plain))[:start]
+	flags := byte(0)
+	if c.Compress {
+		out = Compress(out, plain)
+		if len(out)-start < len(plain) {
+			flags |= FlagZstd
+		} else {
+			out = out[:start]
+		}
+	}
+	if flags&FlagZstd == 0 {
+		out = append(out, plain...)
+	}
+	payload := len(out) - start
+	if c.AEAD != nil {
+		flags |= FlagEncrypted
+		payload += crypto.Overhead
+	}
 	copy(out, Magic)
 	out[4] = Version
-	out[5] = 0 // flags
+	out[5] = flags
 	out[6], out[7] = 0, 0
-	binary.BigEndian.PutUint64(out[8:], 0)
-	binary.BigEndian.PutUint32(out[16:], uint32(len(plain)))
-	out = append(out, plain...)
+	binary.BigEndian.PutUint64(out[8:], 0) // generation
+	binary.BigEndian.PutUint32(out[16:], uint32(payload))
+	if c.AEAD != nil {
+		out = slices.Grow(out, crypto.TagSize)
+		sealed := c.AEAD.Seal(out[HeaderSize:HeaderSize], out[start:], c.associatedData(index, out[:HeaderSize]))
+		return out[:HeaderSize+len(sealed)]
+	}
 	sum := c.checksum(index, out)
 	return append(out, sum[:]...)
 }
 
 // Decode verifies the object of block index and writes the block into dst,
-// which must be BlockSize long.
+// which must be BlockSize long. It may overwrite obj. On error the contents
+// of dst are undefined and must not be used.
 func (c *Codec) Decode(index uint64, obj []byte, dst []byte) error {
-	if len(obj) < Overhead {
+	if len(dst) != c.BlockSize {
+		return fmt.Errorf("%w: decoding into %d bytes, block size is %d", ErrCorrupt, len(dst), c.BlockSize)
+	}
+	if len(obj) < HeaderSize {
 		return fmt.Errorf("%w: %d bytes is shorter than any object", ErrCorrupt, len(obj))
 	}
 	if string(obj[:4]) != Magic {
@@ -97,21 +147,62 @@ func (c *Codec) Decode(index uint64, obj []byte, dst []byte) error {
 	if obj[4] != Version {
 		return fmt.Errorf("%w: unsupported format version %d", ErrCorrupt, obj[4])
 	}
-	if flags := obj[5]; flags&^knownFlags != 0 {
+	flags := obj[5]
+	if flags&^knownFlags != 0 {
 		return fmt.Errorf("%w: unsupported codec flags %#x", ErrCorrupt, flags)
 	}
+	if encrypted := flags&FlagEncrypted != 0; encrypted != (c.AEAD != nil) {
+		if encrypted {
+			return fmt.Errorf("%w: an encrypted object in an unencrypted volume", ErrCorrupt)
+		}
+		return fmt.Errorf("%w: an unencrypted object in an encrypted volume", ErrCorrupt)
+	}
+	trailer := TrailerSize
+	if c.AEAD != nil {
+		trailer = 0
+	}
 	n := binary.BigEndian.Uint32(obj[16:])
-	if uint64(n) != uint64(len(obj)-Overhead) {
+	if uint64(HeaderSize)+uint64(n)+uint64(trailer) != uint64(len(obj)) {
 		return fmt.Errorf("%w: payload length %d does not match object size %d", ErrCorrupt, n, len(obj))
 	}
-	body := obj[:len(obj)-TrailerSize]
-	want := c.checksum(index, body)
-	if string(want[:]) != string(obj[len(obj)-TrailerSize:]) {
-		return fmt.Errorf("%w: checksum mismatch (damaged, or not block %d of this volume)", ErrCorrupt, index)
+	payload := obj[HeaderSize : HeaderSize+int(n)]
+	if c.AEAD != nil {
+		if len(payload) < crypto.Overhead {
+			return fmt.Errorf("%w: sealed payload of %d bytes is too short", ErrCorrupt, len(payload))
+		}
+		if flags&FlagZstd == 0 && len(payload)-crypto.Overhead != c.BlockSize {
+			return fmt.Errorf("%w: payload is %d bytes, block size is %d", ErrCorrupt, len(payload)-crypto.Overhead, c.BlockSize)
+		}
+		target := payload[crypto.NonceSize:crypto.NonceSize] // open in place
+		if flags&FlagZstd == 0 {
+			target = dst[:0] // straight into the block
+		}
+		plain, err := c.AEAD.Open(target, payload, c.associatedData(index, obj[:HeaderSize]))
+		if err != nil {
+			return fmt.Errorf("%w: authentication failed (damaged, tampered with, or not block %d of this volume)", ErrCorrupt, index)
+		}
+		payload = plain
+	} else {
+		want := c.checksum(index, obj[:len(obj)-TrailerSize])
+		if string(want[:]) != string(obj[len(obj)-TrailerSize:]) {
+			return fmt.Errorf("%w: checksum mismatch (damaged, or not block %d of this volume)", ErrCorrupt, index)
+		}
 	}
-	if int(n) != len(dst) || len(dst) != c.BlockSize {
-		return fmt.Errorf("%w: payload is %d bytes, block size is %d", ErrCorrupt, n, c.BlockSize)
+	if flags&FlagZstd != 0 {
+		out, err := Decompress(dst[:0], payload, c.BlockSize)
+		if err != nil {
+			return err
+		}
+		if &out[0] != &dst[0] {
+			copy(dst, out)
+		}
+		return nil
 	}
-	copy(dst, obj[HeaderSize:HeaderSize+int(n)])
+	if len(payload) != c.BlockSize {
+		return fmt.Errorf("%w: payload is %d bytes, block size is %d", ErrCorrupt, len(payload), c.BlockSize)
+	}
+	if &payload[0] != &dst[0] {
+		copy(dst, payload)
+	}
 	return nil
 }

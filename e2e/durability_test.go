@@ -94,7 +94,7 @@ func TestSignalFlushes(t *testing.T) {
 	src := randomFile(t, 16)
 	mnt := filepath.Join(t.TempDir(), "mnt")
 	os.Mkdir(mnt, 0o755)
-	cmd := exec.Command(s3blkBin, "mount", url, mnt, "--foreground", "--write-delay", "1h")
+	cmd := exec.Command(s3blkBin, "mount", url, mnt, "--foreground", "--write-delay", "1h", "--passphrase-file", h.passFile)
 	logs := &strings.Builder{}
 	cmd.Stderr = logs
 	if err := cmd.Start(); err != nil {

@@ -51,12 +51,29 @@ type harness struct {
 	bucket string
 	client *s3.Client
 	pids   map[string]int // mountpoint -> daemon PID, as `s3blk mount` reported it
+	// passFile holds the passphrase every command gets by default (through
+	// S3BLK_PASSPHRASE_FILE), so volumes are encrypted as users' are.
+	passFile string
+}
+
+// testPassphrase is the content of harness.passFile.
+const testPassphrase = "e2e passphrase: correct horse battery staple"
+
+// writePassFile writes a mode-0600 passphrase file and returns its path.
+func writePassFile(t *testing.T, pass string) string {
+	t.Helper()
+	f := filepath.Join(t.TempDir(), "passphrase")
+	if err := os.WriteFile(f, []byte(pass+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return f
 }
 
 func newHarness(t *testing.T) *harness {
 	t.Helper()
 	testenv.NeedRoot(t)
-	return &harness{t: t, bucket: testenv.Bucket(t), client: testenv.S3Client(t), pids: map[string]int{}}
+	return &harness{t: t, bucket: testenv.Bucket(t), client: testenv.S3Client(t), pids: map[string]int{},
+		passFile: writePassFile(t, testPassphrase)}
 }
 
 func (h *harness) url(name string) string { return "s3://" + h.bucket + "/" + name }
@@ -67,14 +84,15 @@ type result struct {
 	took           time.Duration
 }
 
-// s3blk runs the binary with extra environment variables ("K=V").
+// s3blkEnv runs the binary with extra environment variables ("K=V"), which
+// override the defaults (no IMDS, the harness passphrase file).
 func (h *harness) s3blkEnv(env []string, args ...string) result {
 	h.t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, s3blkBin, args...)
 	// Never let the SDK look for EC2 instance credentials from a test.
-	cmd.Env = append(append(os.Environ(), "AWS_EC2_METADATA_DISABLED=true"), env...)
+	cmd.Env = append(append(os.Environ(), "AWS_EC2_METADATA_DISABLED=true", "S3BLK_PASSPHRASE_FILE="+h.passFile), env...)
 	var out, errb bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errb
 	start := time.Now()

@@ -47,7 +47,7 @@ func (m *mounted) stats() string { return filepath.Join(m.mnt, "stats") }
 func newVolume(t *testing.T) string {
 	t.Helper()
 	dir := t.TempDir()
-	if _, err := volume.Create(context.Background(), blockstore.NewLocal(dir), volSize, blockSize); err != nil {
+	if _, err := volume.Create(context.Background(), blockstore.NewLocal(dir), volSize, blockSize, volume.Options{}); err != nil {
 		t.Fatal(err)
 	}
 	return dir
@@ -59,7 +59,7 @@ func mount(t *testing.T, dir string, readOnly bool) *mounted {
 	t.Helper()
 	testenv.NeedRoot(t)
 	st := new(stats.Counters)
-	vol, err := volume.Open(context.Background(), blockstore.NewLocal(dir), st)
+	vol, err := volume.Open(context.Background(), blockstore.NewLocal(dir), nil, st)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -193,7 +193,7 @@ func checkStore(t *testing.T, dir string, model []byte) {
 	if fmt.Sprint(got) != fmt.Sprint(want) {
 		t.Fatalf("store holds blocks %v, want %v", keys(got), keys(want))
 	}
-	vol, err := volume.Open(context.Background(), blockstore.NewLocal(dir), nil)
+	vol, err := volume.Open(context.Background(), blockstore.NewLocal(dir), nil, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -3,7 +3,8 @@
 //
 // Object layout under the volume's prefix:
 //
-//	header                     JSON: format, version, volume ID, size, block size, creation time, codecs
+//	header                     JSON: format, version, volume ID, size, block size, creation time,
+//	                           codecs, wrapped master key and KDF parameters, MAC (see Header)
 //	lock                       JSON: host, PID, mountpoint, time of the mount holding the volume
 //	blocks/<16 hex digits>     one object per non-zero block, keyed by block index
 //
@@ -12,23 +13,24 @@
 //     all-zero block (the cache turns those writes into deletes).
 //   - Every block object is verified by the codec on read; a bad object is an
 //     error wrapping codec.ErrCorrupt, never data.
-//   - The header is written once, by Create, with an atomic create, so two
-//     racing creates cannot both succeed.
+//   - The header is written by Create, with an atomic create, so two racing
+//     creates cannot both succeed; afterwards only ChangePassphrase rewrites
+//     it, and only its wrapped key.
+//   - An encrypted volume's header is authenticated with a key derived from
+//     the master key: it cannot be edited unseen, and a wrong passphrase is
+//     refused before any block is read.
 package volume
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"strconv"
 	"strings"
-	"time"
 
 	"github.com/s3blk/s3blk/blockstore"
 	"github.com/s3blk/s3blk/codec"
+	"github.com/s3blk/s3blk/crypto"
 	"github.com/s3blk/s3blk/stats"
 )
 
@@ -44,24 +46,6 @@ const (
 	MaxBlockSize = 64 << 20
 )
 
-// ErrNoVolume means the prefix holds no volume header.
-var ErrNoVolume = errors.New("no s3blk volume here")
-
-// Header is the volume's geometry and identity, stored as JSON.
-type Header struct {
-	Format      string    `json:"format"`
-	Version     int       `json:"version"`
-	VolumeID    string    `json:"volume_id"`
-	Size        int64     `json:"size"`
-	BlockSize   int       `json:"block_size"`
-	Created     time.Time `json:"created"`
-	Compression string    `json:"compression"`
-	Encryption  string    `json:"encryption"`
-}
-
-// Blocks is the number of blocks in the volume.
-func (h *Header) Blocks() uint64 { return uint64(h.Size / int64(h.BlockSize)) }
-
 // BlockKey is the object key of block index.
 func BlockKey(index uint64) string { return fmt.Sprintf("%s%016x", BlockPrefix, index) }
 
@@ -75,92 +59,6 @@ func ParseBlockKey(key string) (uint64, bool) {
 	return n, err == nil && BlockKey(n) == key // lowercase only: one key per block
 }
 
-// CheckGeometry validates a size and block size for a new volume.
-func CheckGeometry(size int64, blockSize int) error {
-	if blockSize < MinBlockSize || blockSize > MaxBlockSize || blockSize&(blockSize-1) != 0 {
-		return fmt.Errorf("block size %d is not a power of two between 4K and 64M", blockSize)
-	}
-	if size <= 0 {
-		return fmt.Errorf("size must be positive")
-	}
-	if size%int64(blockSize) != 0 {
-		return fmt.Errorf("size %d is not a multiple of the block size %d", size, blockSize)
-	}
-	return nil
-}
-
-func (h *Header) validate() error {
-	if h.Format != FormatName {
-		return fmt.Errorf("header format %q is not %q", h.Format, FormatName)
-	}
-	if h.Version != FormatVersion {
-		return fmt.Errorf("volume format version %d is not supported by this s3blk (knows %d)", h.Version, FormatVersion)
-	}
-	if id, err := hex.DecodeString(h.VolumeID); err != nil || len(id) != 16 {
-		return fmt.Errorf("header has a bad volume ID %q", h.VolumeID)
-	}
-	if h.Compression != "none" || h.Encryption != "none" {
-		return fmt.Errorf("volume uses compression %q and encryption %q, which this s3blk cannot read", h.Compression, h.Encryption)
-	}
-	return CheckGeometry(h.Size, h.BlockSize)
-}
-
-// Create writes the header of a new volume. It refuses a prefix that already
-// holds a volume or any block objects.
-func Create(ctx context.Context, store blockstore.Store, size int64, blockSize int) (*Header, error) {
-	if err := CheckGeometry(size, blockSize); err != nil {
-		return nil, err
-	}
-	if _, err := store.Get(ctx, HeaderKey); err == nil {
-		return nil, fmt.Errorf("%s already holds a volume", store.Describe())
-	} else if !errors.Is(err, blockstore.ErrNotFound) {
-		return nil, blockstore.Explain(err)
-	}
-	stale := errors.New("stop")
-	err := store.List(ctx, BlockPrefix, func(blockstore.ObjectInfo) error { return stale })
-	if errors.Is(err, stale) {
-		return nil, fmt.Errorf("%s holds block objects but no header; remove them or choose another prefix", store.Describe())
-	} else if err != nil {
-		return nil, blockstore.Explain(err)
-	}
-	var id [16]byte
-	if _, err := rand.Read(id[:]); err != nil {
-		return nil, err
-	}
-	h := &Header{
-		Format: FormatName, Version: FormatVersion, VolumeID: hex.EncodeToString(id[:]),
-		Size: size, BlockSize: blockSize, Created: time.Now().UTC().Truncate(time.Second),
-		Compression: "none", Encryption: "none",
-	}
-	data, _ := json.MarshalIndent(h, "", "  ")
-	if err := store.PutIfAbsent(ctx, HeaderKey, append(data, '\n')); err != nil {
-		if errors.Is(err, blockstore.ErrExists) {
-			return nil, fmt.Errorf("%s already holds a volume", store.Describe())
-		}
-		return nil, blockstore.Explain(err)
-	}
-	return h, nil
-}
-
-// ReadHeader loads and validates the header of the volume in store.
-func ReadHeader(ctx context.Context, store blockstore.Store) (*Header, error) {
-	data, err := store.Get(ctx, HeaderKey)
-	if errors.Is(err, blockstore.ErrNotFound) {
-		return nil, fmt.Errorf("%s: %w; run `s3blk create` first", store.Describe(), ErrNoVolume)
-	}
-	if err != nil {
-		return nil, blockstore.Explain(err)
-	}
-	var h Header
-	if err := json.Unmarshal(data, &h); err != nil {
-		return nil, fmt.Errorf("%s: volume header is not valid JSON: %v", store.Describe(), err)
-	}
-	if err := h.validate(); err != nil {
-		return nil, fmt.Errorf("%s: %v", store.Describe(), err)
-	}
-	return &h, nil
-}
-
 // Volume reads and writes the blocks of one opened volume.
 type Volume struct {
 	Store  blockstore.Store
@@ -169,8 +67,10 @@ type Volume struct {
 	codec  codec.Codec
 }
 
-// Open reads the header and returns the volume. counters may be nil.
-func Open(ctx context.Context, store blockstore.Store, counters *stats.Counters) (*Volume, error) {
+// Open reads the header and returns the volume. For an encrypted volume it
+// opens the master key with passphrase first: a wrong passphrase is
+// crypto.ErrWrongPassphrase, before any block is read. counters may be nil.
+func Open(ctx context.Context, store blockstore.Store, passphrase []byte, counters *stats.Counters) (*Volume, error) {
 	h, err := ReadHeader(ctx, store)
 	if err != nil {
 		return nil, err
@@ -179,9 +79,18 @@ func Open(ctx context.Context, store blockstore.Store, counters *stats.Counters)
 		counters = new(stats.Counters)
 	}
 	v := &Volume{Store: store, Header: h, Stats: counters}
-	id, _ := hex.DecodeString(h.VolumeID)
-	copy(v.codec.VolumeID[:], id)
+	copy(v.codec.VolumeID[:], h.id())
 	v.codec.BlockSize = h.BlockSize
+	v.codec.Compress = h.Compression == CompressionZstd
+	if h.Encrypted() {
+		master, err := h.unlock(passphrase)
+		if err != nil {
+			return nil, err
+		}
+		if v.codec.AEAD, err = crypto.NewAEAD(master.Derive(crypto.PurposeBlock, h.id())); err != nil {
+			return nil, err
+		}
+	}
 	return v, nil
 }
 

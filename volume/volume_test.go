@@ -38,7 +38,7 @@ func objects(t *testing.T, store blockstore.Store) []string {
 func TestCreateReadHeaderRoundTrip(t *testing.T) {
 	store := blockstore.NewLocal(t.TempDir())
 	before := time.Now().UTC().Add(-time.Second)
-	h, err := volume.Create(ctx, store, 1<<30, 1<<20)
+	h, err := volume.Create(ctx, store, 1<<30, 1<<20, volume.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -83,7 +83,7 @@ func TestCreateReadHeaderRoundTrip(t *testing.T) {
 	}
 
 	// Two volumes get different IDs.
-	h2, err := volume.Create(ctx, blockstore.NewLocal(t.TempDir()), 1<<30, 1<<20)
+	h2, err := volume.Create(ctx, blockstore.NewLocal(t.TempDir()), 1<<30, 1<<20, volume.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -107,7 +107,7 @@ func TestCreateGeometry(t *testing.T) {
 			t.Errorf("CheckGeometry(%d, %d) = %v, want nil", g.size, g.bs, err)
 		}
 		store := blockstore.NewLocal(t.TempDir())
-		if _, err := volume.Create(ctx, store, g.size, g.bs); err != nil {
+		if _, err := volume.Create(ctx, store, g.size, g.bs, volume.Options{}); err != nil {
 			t.Errorf("Create(%d, %d) = %v", g.size, g.bs, err)
 		}
 	}
@@ -136,7 +136,7 @@ func TestCreateGeometry(t *testing.T) {
 			}
 			dir := filepath.Join(t.TempDir(), "vol")
 			store := blockstore.NewLocal(dir)
-			h, err := volume.Create(ctx, store, b.size, b.bs)
+			h, err := volume.Create(ctx, store, b.size, b.bs, volume.Options{})
 			if err == nil {
 				t.Fatalf("Create(%d, %d) = %+v, want an error", b.size, b.bs, h)
 			}
@@ -150,7 +150,7 @@ func TestCreateGeometry(t *testing.T) {
 func TestCreateRefusesExistingVolume(t *testing.T) {
 	dir := t.TempDir()
 	store := blockstore.NewLocal(dir)
-	if _, err := volume.Create(ctx, store, 1<<20, 4096); err != nil {
+	if _, err := volume.Create(ctx, store, 1<<20, 4096, volume.Options{}); err != nil {
 		t.Fatal(err)
 	}
 	orig, err := os.ReadFile(filepath.Join(dir, volume.HeaderKey))
@@ -158,7 +158,7 @@ func TestCreateRefusesExistingVolume(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, g := range [][2]int64{{1 << 20, 4096}, {1 << 30, 1 << 20}} {
-		if h, err := volume.Create(ctx, store, g[0], int(g[1])); err == nil {
+		if h, err := volume.Create(ctx, store, g[0], int(g[1]), volume.Options{}); err == nil {
 			t.Fatalf("second Create succeeded: %+v", h)
 		} else if !strings.Contains(err.Error(), "already") {
 			t.Errorf("second Create error %q does not say the volume already exists", err)
@@ -186,7 +186,7 @@ func TestCreateRace(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			h, err := volume.Create(ctx, store, 1<<20, 4096)
+			h, err := volume.Create(ctx, store, 1<<20, 4096, volume.Options{})
 			if err == nil {
 				mu.Lock()
 				winners = append(winners, h)
@@ -209,7 +209,7 @@ func TestCreateRefusesStrayBlocks(t *testing.T) {
 	if err := store.Put(ctx, volume.BlockKey(7), []byte("old data")); err != nil {
 		t.Fatal(err)
 	}
-	h, err := volume.Create(ctx, store, 1<<20, 4096)
+	h, err := volume.Create(ctx, store, 1<<20, 4096, volume.Options{})
 	if err == nil {
 		t.Fatalf("Create over stray block objects succeeded: %+v", h)
 	}
@@ -237,7 +237,7 @@ func TestReadHeaderNoVolume(t *testing.T) {
 		if !strings.Contains(err.Error(), "s3blk create") {
 			t.Errorf("%s: error %q does not point to `s3blk create`", name, err)
 		}
-		if v, err := volume.Open(ctx, store, nil); !errors.Is(err, volume.ErrNoVolume) || v != nil {
+		if v, err := volume.Open(ctx, store, nil, nil); !errors.Is(err, volume.ErrNoVolume) || v != nil {
 			t.Fatalf("%s: Open = %v, %v; want nil, ErrNoVolume", name, v, err)
 		}
 	}
@@ -301,7 +301,11 @@ func TestReadHeaderMalformed(t *testing.T) {
 		"no block size":         with("block_size", nil),
 		"encryption aes":        with("encryption", "aes-256-gcm"),
 		"encryption missing":    with("encryption", nil),
-		"compression zstd":      with("compression", "zstd"),
+		"compression lz4":       with("compression", "lz4"),
+		"unknown field":         with("comment", "not covered by any MAC"),
+		"encrypted, no key":     with("encryption", "xchacha20poly1305"),
+		"bad checksum":          with("mac", "sha256:00"),
+		"trailing data":         append(with("format", volume.FormatName), []byte(`{}`)...),
 		"compression missing":   with("compression", nil),
 		"size as string":        with("size", "1M"),
 		"huge block size float": with("block_size", 1e300),
@@ -319,7 +323,7 @@ func TestReadHeaderMalformed(t *testing.T) {
 			if errors.Is(err, volume.ErrNoVolume) {
 				t.Errorf("a malformed header is reported as no volume (would invite `s3blk create`): %v", err)
 			}
-			if v, err := volume.Open(ctx, store, nil); err == nil {
+			if v, err := volume.Open(ctx, store, nil, nil); err == nil {
 				t.Fatalf("Open accepted a malformed header: %+v", v.Header)
 			}
 		})
@@ -389,10 +393,10 @@ func newVolume(t *testing.T) (*volume.Volume, string) {
 	t.Helper()
 	dir := t.TempDir()
 	store := blockstore.NewLocal(dir)
-	if _, err := volume.Create(ctx, store, 1<<20, 4096); err != nil {
+	if _, err := volume.Create(ctx, store, 1<<20, 4096, volume.Options{}); err != nil {
 		t.Fatal(err)
 	}
-	v, err := volume.Open(ctx, store, new(stats.Counters))
+	v, err := volume.Open(ctx, store, nil, new(stats.Counters))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -427,12 +431,12 @@ func TestVolumeBlocks(t *testing.T) {
 	written := map[uint64][]byte{}
 	for _, i := range []uint64{3, 0, 255, 17} {
 		data := pattern(byte(i), bs)
-		scratch := make([]byte, 0, bs+codec.Overhead)
+		scratch := make([]byte, 0, bs+codec.MaxOverhead)
 		obj, err := v.WriteBlock(ctx, i, data, scratch)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if len(obj) != bs+codec.Overhead {
+		if len(obj) != bs+(codec.HeaderSize+codec.TrailerSize) {
 			t.Fatalf("WriteBlock returned a %d-byte object", len(obj))
 		}
 		if &obj[0] != &scratch[:1][0] {
@@ -446,8 +450,8 @@ func TestVolumeBlocks(t *testing.T) {
 	if got := v.Stats.Uploads.Load(); got != 4 {
 		t.Errorf("Uploads = %d, want 4", got)
 	}
-	if got := v.Stats.UploadBytes.Load(); got != int64(4*(bs+codec.Overhead)) {
-		t.Errorf("UploadBytes = %d, want %d", got, 4*(bs+codec.Overhead))
+	if got := v.Stats.UploadBytes.Load(); got != int64(4*(bs+(codec.HeaderSize+codec.TrailerSize))) {
+		t.Errorf("UploadBytes = %d, want %d", got, 4*(bs+(codec.HeaderSize+codec.TrailerSize)))
 	}
 	for i, want := range written {
 		dst := make([]byte, bs)
@@ -462,7 +466,7 @@ func TestVolumeBlocks(t *testing.T) {
 	if got := v.Stats.Downloads.Load(); got != 4 {
 		t.Errorf("Downloads = %d, want 4", got)
 	}
-	if got := v.Stats.DownloadBytes.Load(); got != int64(4*(bs+codec.Overhead)) {
+	if got := v.Stats.DownloadBytes.Load(); got != int64(4*(bs+(codec.HeaderSize+codec.TrailerSize))) {
 		t.Errorf("DownloadBytes = %d", got)
 	}
 
@@ -515,10 +519,10 @@ func TestVolumeBlocks(t *testing.T) {
 func TestOpenNilCounters(t *testing.T) {
 	dir := t.TempDir()
 	store := blockstore.NewLocal(dir)
-	if _, err := volume.Create(ctx, store, 1<<20, 4096); err != nil {
+	if _, err := volume.Create(ctx, store, 1<<20, 4096, volume.Options{}); err != nil {
 		t.Fatal(err)
 	}
-	v, err := volume.Open(ctx, store, nil)
+	v, err := volume.Open(ctx, store, nil, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -12,11 +12,17 @@ import (
 )
 
 func runCreate(args []string) error {
-	fs := newFlagSet("create", "URL --size SIZE [--block-size SIZE]", "Create a new, empty volume under URL")
+	fs := newFlagSet("create", "URL --size SIZE [--block-size SIZE]", "Create a new, empty volume under URL.\n"+
+		"Blocks are compressed (zstd) and encrypted (XChaCha20-Poly1305) by default, under a random master key\n"+
+		"wrapped with a passphrase (Argon2id)")
 	size := sizeFlag(fs, "size", 0, "volume size, a multiple of the block size (e.g. 100G)")
 	blockSize := sizeFlag(fs, "block-size", 1<<20, "block (object) size, a power of two from 4K to 64M")
+	noEncryption := fs.Bool("no-encryption", false, "store blocks unencrypted (still checksummed)")
+	noCompression := fs.Bool("no-compression", false, "do not compress blocks")
 	var sf storeFlags
+	var pf passphraseFlags
 	sf.register(fs)
+	pf.register(fs)
 	pos, err := parseArgs(fs, args, 1, "URL")
 	if err != nil {
 		return err
@@ -30,17 +36,26 @@ func runCreate(args []string) error {
 	if err := volume.CheckGeometry(*size.v, int(*blockSize.v)); err != nil {
 		return usageError{err.Error()}
 	}
+	if *noEncryption && pf.file != "" {
+		return usageError{"--no-encryption and --passphrase-file contradict each other"}
+	}
 	ctx := context.Background()
 	store, err := sf.open(ctx, pos[0], nil)
 	if err != nil {
 		return err
 	}
-	h, err := volume.Create(ctx, store, *size.v, int(*blockSize.v))
+	opt := volume.Options{Compress: !*noCompression}
+	if !*noEncryption {
+		if opt.Passphrase, err = pf.read("New passphrase for "+store.Describe(), true); err != nil {
+			return err
+		}
+	}
+	h, err := volume.Create(ctx, store, *size.v, int(*blockSize.v), opt)
 	if err != nil {
 		return err
 	}
-	fmt.Printf("created %s: %s in %d blocks of %s (volume %s)\n",
-		store.Describe(), FormatSize(h.Size), h.Blocks(), FormatSize(int64(h.BlockSize)), h.VolumeID)
+	fmt.Printf("created %s: %s in %d blocks of %s (volume %s, compression %s, encryption %s)\n",
+		store.Describe(), FormatSize(h.Size), h.Blocks(), FormatSize(int64(h.BlockSize)), h.VolumeID, h.Compression, h.Encryption)
 	return nil
 }
 
@@ -53,11 +68,7 @@ func runInfo(args []string) error {
 		return err
 	}
 	ctx := context.Background()
-	store, err := sf.open(ctx, pos[0], nil)
-	if err != nil {
-		return err
-	}
-	h, err := volume.ReadHeader(ctx, store)
+	store, h, err := sf.openVolume(ctx, pos[0], nil)
 	if err != nil {
 		return err
 	}
@@ -80,6 +91,10 @@ func runInfo(args []string) error {
 	fmt.Fprintf(w, "url:\t%s\n", store.Describe())
 	fmt.Fprintf(w, "volume id:\t%s\n", h.VolumeID)
 	fmt.Fprintf(w, "format:\t%s v%d (compression %s, encryption %s)\n", h.Format, h.Version, h.Compression, h.Encryption)
+	if h.Key != nil {
+		k := h.Key.KDF
+		fmt.Fprintf(w, "key:\twrapped with %s (t=%d, m=%s, p=%d)\n", k.Algorithm, k.Time, FormatSize(int64(k.MemoryKiB)<<10), k.Threads)
+	}
 	fmt.Fprintf(w, "created:\t%s\n", h.Created.Local().Format(time.RFC3339))
 	fmt.Fprintf(w, "size:\t%s (%d bytes)\n", FormatSize(h.Size), h.Size)
 	fmt.Fprintf(w, "block size:\t%s (%d bytes)\n", FormatSize(int64(h.BlockSize)), h.BlockSize)

@@ -10,6 +10,7 @@ import (
 	"strings"
 
 	"github.com/s3blk/s3blk/blockstore"
+	"github.com/s3blk/s3blk/volume"
 )
 
 // ParseSize parses sizes like 4096, 512K, 1M, 10G, 2T, 1GiB (powers of 1024).
@@ -170,4 +171,14 @@ func (s *storeFlags) open(ctx context.Context, rawURL string, onRetry func()) (b
 	return blockstore.Open(ctx, loc, blockstore.S3Options{
 		Endpoint: s.endpoint, Region: s.region, PathStyle: s.pathStyle, OnRetry: onRetry,
 	})
+}
+
+// openVolume opens the store at rawURL and reads its volume header.
+func (s *storeFlags) openVolume(ctx context.Context, rawURL string, onRetry func()) (blockstore.Store, *volume.Header, error) {
+	store, err := s.open(ctx, rawURL, onRetry)
+	if err != nil {
+		return nil, nil, err
+	}
+	h, err := volume.ReadHeader(ctx, store)
+	return store, h, err
 }

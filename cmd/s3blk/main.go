@@ -29,6 +29,7 @@ func init() {
 		{"mount", "URL MOUNTPOINT", "mount a volume; MOUNTPOINT/file is the disk", runMount},
 		{"umount", "MOUNTPOINT", "unmount, waiting until every dirty block is stored", runUmount},
 		{"info", "URL", "show a volume's geometry, stored blocks and lock holder", runInfo},
+		{"passwd", "URL", "change an encrypted volume's passphrase (no block is rewritten)", runPasswd},
 		{"version", "", "print the version", func([]string) error { fmt.Println("s3blk", version); return nil }},
 	}
 }

@@ -30,8 +30,13 @@ import (
 // "OK" or "ERR message" to the `s3blk mount` that started it.
 const readyFDEnv = "S3BLK_READY_FD"
 
+// passphraseFDEnv names the file descriptor from which a background daemon
+// reads the passphrase its parent asked for on the terminal.
+const passphraseFDEnv = "S3BLK_PASSPHRASE_FD"
+
 type mountFlags struct {
 	sf            storeFlags
+	pf            passphraseFlags
 	foreground    bool
 	readOnly      bool
 	force         bool
@@ -55,6 +60,7 @@ func runMount(args []string) error {
 		"Returns once mounted and serves in the background; --foreground stays attached (for systemd)")
 	var f mountFlags
 	f.sf.register(fs)
+	f.pf.register(fs)
 	fs.BoolVar(&f.foreground, "foreground", false, "serve in the foreground, logging to stderr")
 	fs.BoolVar(&f.readOnly, "read-only", false, "mount read-only (takes no lock)")
 	fs.BoolVar(&f.force, "force", false, "break a stale mount lock (only if the holder is dead!)")
@@ -96,7 +102,51 @@ func runMount(args []string) error {
 	if f.foreground {
 		return serve(url, mnt, &f, nil)
 	}
-	return startDaemon(args, mnt, f.logFile)
+	pass, err := askPassphraseForDaemon(url, &f)
+	if err != nil {
+		return err
+	}
+	return startDaemon(args, mnt, f.logFile, pass)
+}
+
+// askPassphraseForDaemon prompts on the terminal, before the daemon detaches
+// from it, when the volume is encrypted and no passphrase file is given.
+// It returns nil when the daemon can find the passphrase itself (or needs
+// none).
+func askPassphraseForDaemon(url string, f *mountFlags) ([]byte, error) {
+	if f.pf.configured() || !haveTerminal() {
+		return nil, nil
+	}
+	store, h, err := f.sf.openVolume(context.Background(), url, nil)
+	if err != nil || !h.Encrypted() {
+		return nil, err
+	}
+	return f.pf.read("Passphrase for "+store.Describe(), false)
+}
+
+// volumePassphrase returns the passphrase for the volume with header h: from
+// the parent's pipe, a file, or the terminal; nil when it is not encrypted.
+// A passphrase file named on the command line for an unencrypted volume is
+// refused: whoever wrote that command expects encryption, and the header
+// may have been replaced by someone with access to the bucket.
+func volumePassphrase(h *volume.Header, pf *passphraseFlags, what string) ([]byte, error) {
+	if !h.Encrypted() {
+		if pf.file != "" {
+			return nil, usageError{what + " is not encrypted, but --passphrase-file was given: refusing (if that is expected, drop the flag)"}
+		}
+		if os.Getenv(passphraseFileEnv) != "" {
+			slog.Warn("the volume is not encrypted; ignoring " + passphraseFileEnv)
+		}
+		return nil, nil
+	}
+	if fdStr := os.Getenv(passphraseFDEnv); fdStr != "" {
+		os.Unsetenv(passphraseFDEnv)
+		fd, _ := strconv.Atoi(fdStr)
+		r := os.NewFile(uintptr(fd), "passphrase")
+		defer r.Close()
+		return io.ReadAll(io.LimitReader(r, maxPassphrase))
+	}
+	return pf.read("Passphrase for "+what, false)
 }
 
 // checkMountpoint refuses a mountpoint that is missing, not a directory,
@@ -147,7 +197,7 @@ func daemonAlive(mnt string) bool {
 
 // startDaemon re-executes s3blk in the background and waits until it has
 // mounted the volume or failed.
-func startDaemon(args []string, mnt, logFile string) error {
+func startDaemon(args []string, mnt, logFile string, passphrase []byte) error {
 	if logFile == "" {
 		logFile = defaultLogFile(mnt)
 	}
@@ -170,6 +220,19 @@ func startDaemon(args []string, mnt, logFile string) error {
 	cmd := exec.Command(exe, append([]string{"mount"}, args...)...)
 	cmd.Env = append(os.Environ(), readyFDEnv+"=3")
 	cmd.ExtraFiles = []*os.File{w}
+	if passphrase != nil {
+		pr, pw, err := os.Pipe()
+		if err != nil {
+			return err
+		}
+		defer pr.Close()
+		cmd.Env = append(cmd.Env, passphraseFDEnv+"=4")
+		cmd.ExtraFiles = append(cmd.ExtraFiles, pr)
+		go func() { // a pipe holds 64 KiB; the passphrase is at most 4 KiB
+			pw.Write(passphrase)
+			pw.Close()
+		}()
+	}
 	cmd.Stdout, cmd.Stderr = logf, logf
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
 	if err := cmd.Start(); err != nil {
@@ -209,11 +272,15 @@ func serve(url, mnt string, f *mountFlags, ready *os.File) (err error) {
 	slog.SetDefault(log)
 	ctx := context.Background()
 	st := new(stats.Counters)
-	store, err := f.sf.open(ctx, url, func() { st.Retries.Add(1) })
+	store, header, err := f.sf.openVolume(ctx, url, func() { st.Retries.Add(1) })
 	if err != nil {
 		return err
 	}
-	vol, err := volume.Open(ctx, store, st)
+	pass, err := volumePassphrase(header, &f.pf, store.Describe())
+	if err != nil {
+		return err
+	}
+	vol, err := volume.Open(ctx, store, pass, st)
 	if err != nil {
 		return err
 	}

@@ -27,6 +27,21 @@ func (p *passphraseFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&p.file, "passphrase-file", "", "read the passphrase from FILE (mode 0600; default $"+passphraseFileEnv+", else ask on the terminal)")
 }
 
+// configured reports whether a passphrase file is named (flag or environment).
+func (p *passphraseFlags) configured() bool {
+	return p.file != "" || os.Getenv(passphraseFileEnv) != ""
+}
+
+// haveTerminal reports whether a passphrase prompt is possible.
+func haveTerminal() bool {
+	tty, err := os.Open("/dev/tty")
+	if err != nil {
+		return false
+	}
+	defer tty.Close()
+	return term.IsTerminal(int(tty.Fd()))
+}
+
 // read returns the passphrase. With confirm (creating something new) a
 // terminal prompt asks twice.
 func (p *passphraseFlags) read(prompt string, confirm bool) ([]byte, error) {
