@@ -218,8 +218,7 @@ func Create(ctx context.Context, store blockstore.Store, size int64, blockSize i
 	return h, nil
 }
 
-// ReadHeader loads and validates the header of the volume in store. An
-// encrypted header's MAC can only be checked with the passphrase, by Open.
+// ReadHeader loads and validates the header of the volume in store.
 func ReadHeader(ctx context.Context, store blockstore.Store) (*Header, error) {
 	data, err := store.Get(ctx, HeaderKey)
 	if errors.Is(err, blockstore.ErrNotFound) {
@@ -228,21 +227,32 @@ func ReadHeader(ctx context.Context, store blockstore.Store) (*Header, error) {
 	if err != nil {
 		return nil, blockstore.Explain(err)
 	}
+	h, err := ParseHeader(data)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %v", store.Describe(), err)
+	}
+	return h, nil
+}
+
+// ParseHeader decodes and validates a header object. An encrypted header's
+// MAC can only be checked with the passphrase (by Open); an unencrypted
+// header's checksum is checked here.
+func ParseHeader(data []byte) (*Header, error) {
 	var h Header
 	dec := json.NewDecoder(bytes.NewReader(data))
 	dec.DisallowUnknownFields() // every field is covered by the MAC
 	if err := dec.Decode(&h); err != nil {
-		return nil, fmt.Errorf("%s: volume header is not valid: %v", store.Describe(), err)
+		return nil, fmt.Errorf("volume header is not valid: %v", err)
 	}
 	if dec.More() {
-		return nil, fmt.Errorf("%s: volume header has trailing data", store.Describe())
+		return nil, fmt.Errorf("volume header has trailing data")
 	}
 	if err := h.validate(); err != nil {
-		return nil, fmt.Errorf("%s: %v", store.Describe(), err)
+		return nil, err
 	}
 	if !h.Encrypted() {
 		if err := h.checkSum(); err != nil {
-			return nil, fmt.Errorf("%s: %v", store.Describe(), err)
+			return nil, err
 		}
 	}
 	return &h, nil

@@ -190,3 +190,30 @@ func TestUnencryptedHeaderChecksum(t *testing.T) {
 		t.Fatalf("damaged header: %v", err)
 	}
 }
+
+// FuzzParseHeader: any header object is either refused with an error or
+// yields a header that passes validation; never a panic.
+func FuzzParseHeader(f *testing.F) {
+	for _, opt := range []volume.Options{{}, {Passphrase: pass, Compress: true}} {
+		s := blockstore.NewLocal(f.TempDir())
+		if _, err := volume.Create(ctx, s, 1<<20, 4096, opt); err != nil {
+			f.Fatal(err)
+		}
+		raw, _ := s.Get(ctx, volume.HeaderKey)
+		f.Add(raw)
+	}
+	f.Add([]byte(`{}`))
+	f.Add([]byte(`{"format":"s3blk-volume","version":1,"key":{"kdf":{"memory_kib":4294967295}}}`))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		h, err := volume.ParseHeader(data)
+		if err != nil {
+			return
+		}
+		if h.Size <= 0 || h.BlockSize < volume.MinBlockSize || h.Size%int64(h.BlockSize) != 0 {
+			t.Fatalf("accepted a header with bad geometry: %+v", h)
+		}
+		if h.Encrypted() && (h.Key == nil || h.Key.KDF.Check() != nil) {
+			t.Fatalf("accepted an encrypted header without a sound key: %+v", h)
+		}
+	})
+}
