@@ -4,7 +4,7 @@ BIN     := bin/s3blk
 VERSION ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
 SOURCES := $(shell find . -name '*.go' -not -path './.work/*') go.mod go.sum
 
-.PHONY: all build deps test unit vet demo clean
+.PHONY: all build deps test unit vet demo bench clean
 
 all: build
 
@@ -34,6 +34,12 @@ unit:
 # tree in, show stats, unmount, remount and verify.
 demo: deps build
 	scripts/demo.sh
+
+# Speed and memory side by side with s3backer, aws-cli and rclone, against
+# the raw-S3 and local-disk ceilings, on a private MinIO (issue 6); writes
+# BENCHMARKS.md. Quick mode: BENCH_SIZE=256M make bench. Needs root.
+bench:
+	scripts/bench.sh
 
 clean:
 	rm -rf bin .work
