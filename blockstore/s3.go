@@ -5,7 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
+	"math"
 	"net"
 	"net/http"
 	"net/url"
@@ -182,10 +182,21 @@ func Explain(err error) error {
 }
 
 func (s *S3) Get(ctx context.Context, key string) ([]byte, error) {
-	out, err := s.client.GetObject(ctx, &s3.GetObjectInput{
-		Bucket:       aws.String(s.bucket),
-		Key:          aws.String(s.prefix + key),
-		ChecksumMode: types.ChecksumModeEnabled,
+	return s.getInto(ctx, key, nil, math.MaxInt, true)
+}
+
+// getInto reads the object at key into buf (or a new slice) without
+// over-allocating, refusing objects above max bytes. validate asks the SDK
+// to check the object's stored checksum too.
+func (s *S3) getInto(ctx context.Context, key string, buf []byte, max int, validate bool) ([]byte, error) {
+	in := &s3.GetObjectInput{Bucket: aws.String(s.bucket), Key: aws.String(s.prefix + key)}
+	if validate {
+		in.ChecksumMode = types.ChecksumModeEnabled
+	}
+	out, err := s.client.GetObject(ctx, in, func(o *s3.Options) {
+		if !validate {
+			o.ResponseChecksumValidation = aws.ResponseChecksumValidationWhenRequired
+		}
 	})
 	if err != nil {
 		var nsk *types.NoSuchKey
@@ -195,17 +206,10 @@ func (s *S3) Get(ctx context.Context, key string) ([]byte, error) {
 		return nil, fmt.Errorf("get %s: %w", key, err)
 	}
 	defer out.Body.Close()
-	var buf bytes.Buffer
-	if out.ContentLength != nil && *out.ContentLength > 0 {
-		buf.Grow(int(*out.ContentLength))
+	if out.ContentLength == nil {
+		return nil, fmt.Errorf("get %s: no Content-Length", key)
 	}
-	if _, err := io.Copy(&buf, out.Body); err != nil {
-		return nil, fmt.Errorf("get %s: reading body: %w", key, err)
-	}
-	if out.ContentLength != nil && int64(buf.Len()) != *out.ContentLength {
-		return nil, fmt.Errorf("get %s: short body (%d of %d bytes)", key, buf.Len(), *out.ContentLength)
-	}
-	return buf.Bytes(), nil
+	return readSized(out.Body, key, *out.ContentLength, buf, max)
 }
 
 func (s *S3) put(ctx context.Context, key string, data []byte, ifAbsent bool) error {

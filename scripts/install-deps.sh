@@ -5,7 +5,7 @@
 set -euo pipefail
 
 MINIO_VERSION=${MINIO_VERSION:-v0.0.0-20260212201848-7aac2a2c5b7c}
-PACKAGES=(fuse3 e2fsprogs rsync util-linux psmisc curl ${EXTRA_PACKAGES:-})
+PACKAGES=(fuse3 e2fsprogs rsync util-linux psmisc curl time ${EXTRA_PACKAGES:-})
 
 missing=()
 for p in "${PACKAGES[@]}"; do

@@ -1,9 +1,13 @@
-// Command s3blk puts a disk into S3: a FUSE file whose blocks are objects.
+// Command s3blk puts a disk into S3: a FUSE file whose blocks are objects;
+// and pipes streams to and from S3 (stream mode).
 //
 //	s3blk create s3://bucket/vol1 --size 100G [--block-size 1M]
 //	s3blk mount  s3://bucket/vol1 /mnt/vol1
 //	s3blk umount /mnt/vol1
 //	s3blk info   s3://bucket/vol1
+//	tar c /home | s3blk put s3://bucket/backups/home
+//	s3blk get s3://bucket/backups/home | tar x
+//	s3blk ls s3://bucket/backups/ ; s3blk rm s3://bucket/backups/home
 package main
 
 import (
@@ -29,13 +33,18 @@ func init() {
 		{"mount", "URL MOUNTPOINT", "mount a volume; MOUNTPOINT/file is the disk", runMount},
 		{"umount", "MOUNTPOINT", "unmount, waiting until every dirty block is stored", runUmount},
 		{"info", "URL", "show a volume's geometry, stored blocks and lock holder", runInfo},
+		{"put", "URL [-- COMMAND ARGS...]", "store stdin (or COMMAND's output) as a stream", runPut},
+		{"get", "URL", "write a stream to stdout, verified", runGet},
+		{"ls", "URL", "list the streams under URL, complete or INCOMPLETE", runLs},
+		{"rm", "URL", "remove a stream (complete or INCOMPLETE)", runRm},
 		{"passwd", "URL", "change an encrypted volume's passphrase (no block is rewritten)", runPasswd},
+		{"verify", "URL", "check every stored block (or stream chunk); list the bad ones", runVerify},
 		{"version", "", "print the version", func([]string) error { fmt.Println("s3blk", version); return nil }},
 	}
 }
 
 func usage() {
-	fmt.Fprintf(os.Stderr, "s3blk %s: a disk in S3 (block mode)\n\nUsage:\n", version)
+	fmt.Fprintf(os.Stderr, "s3blk %s: a disk in S3 (block mode), and pipes to and from S3 (stream mode)\n\nUsage:\n", version)
 	for _, c := range commands {
 		fmt.Fprintf(os.Stderr, "  s3blk %-7s %-37s %s\n", c.name, c.args, c.summary)
 	}
