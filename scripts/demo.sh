@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # `make demo`: the main job on a local-directory store, no S3 account needed.
-# Creates a 2 GiB volume in .work/demo/store, mounts it, puts ext4 on it,
+# Creates a 2 GiB encrypted volume in .work/demo/store, mounts it, puts ext4 on it,
 # copies the Go source tree in, shows the stats, unmounts (waiting for every
 # block to be stored), then remounts and verifies the tree byte for byte.
 set -euo pipefail
@@ -22,6 +22,9 @@ trap cleanup EXIT
 cleanup
 rm -rf "$WORK"
 mkdir -p "$MNT" "$FS"
+# The passphrase (a real user would type it, or keep the file somewhere safe).
+export S3BLK_PASSPHRASE_FILE=$WORK/passphrase
+(umask 077; echo "demo passphrase, change me" > "$S3BLK_PASSPHRASE_FILE")
 
 step() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
 
@@ -48,6 +51,7 @@ step "unmount: s3blk umount returns once every dirty block is stored"
 umount "$FS"
 time "$S3BLK" umount "$MNT"
 "$S3BLK" info "$URL"
+"$S3BLK" verify --quiet "$URL" | tail -n 1
 echo "objects in the store: $(find "$WORK/store/vol1/blocks" -type f | wc -l) blocks, $(du -sh "$WORK/store/vol1" | cut -f1)"
 
 step "remount and verify the tree byte for byte"
