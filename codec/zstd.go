@@ -2,6 +2,7 @@ package codec
 
 import (
 	"fmt"
+	"runtime"
 
 	"github.com/klauspost/compress/zstd"
 )
@@ -11,7 +12,8 @@ import (
 var (
 	zstdEncoder, _ = zstd.NewWriter(nil,
 		zstd.WithEncoderLevel(zstd.SpeedFastest),
-		zstd.WithEncoderConcurrency(1),
+		zstd.WithEncoderConcurrency(runtime.GOMAXPROCS(0)),
+		zstd.WithWindowSize(1<<20), // the default 8 MiB history costs RSS and gains little
 		zstd.WithZeroFrames(true),
 		zstd.WithEncoderCRC(false)) // integrity comes from the AEAD or the checksum
 	zstdDecoder, _ = zstd.NewReader(nil,
