@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/rand"
 	"crypto/sha256"
+	"crypto/subtle"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -155,7 +156,7 @@ func (h *Header) unlock(passphrase []byte) (crypto.Key, error) {
 	}
 	want := *h
 	want.sign(&master)
-	if !bytes.Equal([]byte(want.MAC), []byte(h.MAC)) {
+	if subtle.ConstantTimeCompare([]byte(want.MAC), []byte(h.MAC)) != 1 {
 		return master, fmt.Errorf("volume header has been tampered with (MAC mismatch): refusing to use it")
 	}
 	return master, nil

@@ -68,7 +68,11 @@ type badBlock struct {
 // block that fails to decode, authenticate or checksum is reported; an
 // error reaching the store stops the run (it proves nothing either way).
 func verifyVolume(ctx context.Context, vol *volume.Volume, parallel int, quiet bool) error {
-	var indexes []uint64
+	type object struct {
+		index uint64
+		size  int64
+	}
+	var objects []object
 	var stray []string
 	var total int64
 	err := vol.Store.List(ctx, volume.BlockPrefix, func(o blockstore.ObjectInfo) error {
@@ -77,7 +81,7 @@ func verifyVolume(ctx context.Context, vol *volume.Volume, parallel int, quiet b
 			stray = append(stray, o.Key)
 			return nil
 		}
-		indexes = append(indexes, i)
+		objects = append(objects, object{i, o.Size})
 		total += o.Size
 		return nil
 	})
@@ -90,15 +94,15 @@ func verifyVolume(ctx context.Context, vol *volume.Volume, parallel int, quiet b
 	}
 	var mu sync.Mutex
 	var bad []badBlock
-	work := make(chan uint64)
+	work := make(chan object)
 	g, gctx := errgroup.WithContext(ctx)
 	for range parallel {
 		g.Go(func() error {
 			buf := make([]byte, vol.BlockSize())
-			for i := range work {
-				before := vol.Stats.DownloadBytes.Load()
+			for o := range work {
+				i := o.index
 				_, err := vol.ReadBlock(gctx, i, buf)
-				bar.Add(vol.Stats.DownloadBytes.Load() - before)
+				bar.Add(o.size)
 				if errors.Is(err, codec.ErrCorrupt) {
 					mu.Lock()
 					bad = append(bad, badBlock{i, oneLine(err)})
@@ -112,9 +116,9 @@ func verifyVolume(ctx context.Context, vol *volume.Volume, parallel int, quiet b
 	}
 	g.Go(func() error {
 		defer close(work)
-		for _, i := range indexes {
+		for _, o := range objects {
 			select {
-			case work <- i:
+			case work <- o:
 			case <-gctx.Done():
 				return nil
 			}
@@ -133,7 +137,7 @@ func verifyVolume(ctx context.Context, vol *volume.Volume, parallel int, quiet b
 	for _, b := range bad {
 		fmt.Printf("BAD block %d (%s): %s\n", b.index, volume.BlockKey(b.index), b.reason)
 	}
-	fmt.Printf("%s: %d blocks checked (%s of objects), %d bad\n", vol.Store.Describe(), len(indexes), FormatSize(total), len(bad))
+	fmt.Printf("%s: %d blocks checked (%s of objects), %d bad\n", vol.Store.Describe(), len(objects), FormatSize(total), len(bad))
 	if len(bad) > 0 {
 		return exitError{fmt.Errorf("%d bad block(s): reads of those ranges return EIO", len(bad)), 1}
 	}
