@@ -30,26 +30,52 @@ type S3Options struct {
 	Region      string // overrides AWS_REGION; default us-east-1
 	PathStyle   bool   // force path-style addressing
 	MaxAttempts int    // SDK attempts per request (default 5)
-	// OnRetry, if set, is called once for every retried request.
-	OnRetry func()
+	// IdleTimeout bounds how long one request may make no progress (no byte
+	// sent or received) before it is abandoned and retried (default 30s).
+	// A slow transfer that keeps moving is never cut off.
+	IdleTimeout time.Duration
+	// OnRetry, if set, is called once for every retried request, with the
+	// error that made it retry.
+	OnRetry func(err error)
 }
 
 // S3 is a Store backed by one bucket and key prefix.
 type S3 struct {
-	client *s3.Client
-	bucket string
-	prefix string // "" or ends in "/"
-	url    string
+	client      *s3.Client
+	bucket      string
+	prefix      string // "" or ends in "/"
+	url         string
+	maxAttempts int
+	onRetry     func(error)
+}
+
+// idleTimeoutConn is a connection whose every read and write must make
+// progress within timeout: a stalled server (or a network that silently
+// drops packets) turns into a timeout error, which the SDK retries, instead
+// of a request that hangs forever.
+type idleTimeoutConn struct {
+	net.Conn
+	timeout time.Duration
+}
+
+func (c idleTimeoutConn) Read(p []byte) (int, error) {
+	c.Conn.SetReadDeadline(time.Now().Add(c.timeout))
+	return c.Conn.Read(p)
+}
+
+func (c idleTimeoutConn) Write(p []byte) (int, error) {
+	c.Conn.SetWriteDeadline(time.Now().Add(c.timeout))
+	return c.Conn.Write(p)
 }
 
 type countingRetryer struct {
 	aws.RetryerV2
-	onRetry func()
+	onRetry func(error)
 }
 
 func (r countingRetryer) GetRetryToken(ctx context.Context, opErr error) (func(error) error, error) {
 	if r.onRetry != nil {
-		r.onRetry()
+		r.onRetry(opErr)
 	}
 	return r.RetryerV2.GetRetryToken(ctx, opErr)
 }
@@ -84,12 +110,22 @@ func NewS3(ctx context.Context, bucket, prefix string, opt S3Options) (*S3, erro
 	if opt.MaxAttempts == 0 {
 		opt.MaxAttempts = 5
 	}
+	if opt.IdleTimeout == 0 {
+		opt.IdleTimeout = 30 * time.Second
+	}
+	dialer := &net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.Second}
 	httpClient := awshttp.NewBuildableClient().
-		WithDialerOptions(func(d *net.Dialer) { d.Timeout = 5 * time.Second }).
 		WithTransportOptions(func(t *http.Transport) {
 			t.MaxIdleConns = 256
 			t.MaxIdleConnsPerHost = 256
 			t.ResponseHeaderTimeout = 60 * time.Second
+			t.DialContext = func(ctx context.Context, network, addr string) (net.Conn, error) {
+				conn, err := dialer.DialContext(ctx, network, addr)
+				if err != nil {
+					return nil, err
+				}
+				return idleTimeoutConn{Conn: conn, timeout: opt.IdleTimeout}, nil
+			}
 		})
 	loadOpts := []func(*config.LoadOptions) error{
 		config.WithHTTPClient(httpClient),
@@ -122,7 +158,8 @@ func NewS3(ctx context.Context, bucket, prefix string, opt S3Options) (*S3, erro
 	if prefix != "" && !strings.HasSuffix(prefix, "/") {
 		prefix += "/"
 	}
-	return &S3{client: client, bucket: bucket, prefix: prefix, url: "s3://" + bucket + "/" + prefix}, nil
+	return &S3{client: client, bucket: bucket, prefix: prefix, url: "s3://" + bucket + "/" + prefix,
+		maxAttempts: opt.MaxAttempts, onRetry: opt.OnRetry}, nil
 }
 
 func (s *S3) Describe() string { return strings.TrimSuffix(s.url, "/") }
@@ -133,8 +170,7 @@ func (s *S3) Describe() string { return strings.TrimSuffix(s.url, "/") }
 func (s *S3) Check(ctx context.Context) error {
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
-	_, err := s.client.HeadBucket(ctx, &s3.HeadBucketInput{Bucket: aws.String(s.bucket)},
-		func(o *s3.Options) { o.RetryMaxAttempts = 2 })
+	_, err := s.client.HeadBucket(ctx, &s3.HeadBucketInput{Bucket: aws.String(s.bucket)})
 	if err == nil {
 		return nil
 	}
@@ -188,7 +224,37 @@ func (s *S3) Get(ctx context.Context, key string) ([]byte, error) {
 // getInto reads the object at key into buf (or a new slice) without
 // over-allocating, refusing objects above max bytes. validate asks the SDK
 // to check the object's stored checksum too.
+//
+// The SDK retries a request until its response headers arrive; the body is
+// read afterwards, so a connection that breaks mid-body (a reset, a
+// truncated response, an idle timeout) is retried here, with the same
+// attempt budget and backoff.
 func (s *S3) getInto(ctx context.Context, key string, buf []byte, max int, validate bool) ([]byte, error) {
+	for attempt := 1; ; attempt++ {
+		data, err := s.getOnce(ctx, key, buf, max, validate)
+		var be *bodyError
+		if err == nil || !errors.As(err, &be) || attempt >= s.maxAttempts || ctx.Err() != nil {
+			return data, err
+		}
+		if s.onRetry != nil {
+			s.onRetry(err)
+		}
+		select {
+		case <-time.After(min(50*time.Millisecond<<attempt, 5*time.Second)):
+		case <-ctx.Done():
+			return nil, err
+		}
+	}
+}
+
+// bodyError is a failure while reading a response body: the request itself
+// succeeded, so a new attempt may too.
+type bodyError struct{ err error }
+
+func (e *bodyError) Error() string { return e.err.Error() }
+func (e *bodyError) Unwrap() error { return e.err }
+
+func (s *S3) getOnce(ctx context.Context, key string, buf []byte, max int, validate bool) ([]byte, error) {
 	in := &s3.GetObjectInput{Bucket: aws.String(s.bucket), Key: aws.String(s.prefix + key)}
 	if validate {
 		in.ChecksumMode = types.ChecksumModeEnabled
@@ -226,6 +292,14 @@ func (s *S3) put(ctx context.Context, key string, data []byte, ifAbsent bool) er
 	if err != nil {
 		var re *awshttp.ResponseError
 		if ifAbsent && errors.As(err, &re) && re.HTTPStatusCode() == http.StatusPreconditionFailed {
+			// A retried attempt meets the object the first one created
+			// when only its reply was lost. Every conditional write holds
+			// something unique (a random ID, or host, PID and time), so
+			// identical bytes mean the object is ours.
+			// (An object larger than ours is not read: it cannot be equal.)
+			if stored, gerr := s.getInto(ctx, key, nil, len(data), true); gerr == nil && bytes.Equal(stored, data) {
+				return nil
+			}
 			return fmt.Errorf("%s: %w", key, ErrExists)
 		}
 		return fmt.Errorf("put %s: %w", key, err)

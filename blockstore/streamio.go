@@ -77,38 +77,43 @@ func (s *S3) PutSHA256(ctx context.Context, key string, data []byte, sum [32]byt
 	return nil
 }
 
+// ErrTooLarge is returned (wrapped) by GetBuffer for an object larger than
+// the caller's limit: the object exists, and none of it was read.
+var ErrTooLarge = errors.New("object is larger than the limit")
+
 // GetBuffer reads key into buf if s is a BufferGetter, else with Get. An
-// object larger than max bytes is an error, not an allocation.
+// object larger than max bytes is an error wrapping ErrTooLarge, not an
+// allocation.
 func GetBuffer(ctx context.Context, s Store, key string, buf []byte, max int) ([]byte, error) {
 	if g, ok := s.(BufferGetter); ok {
 		return g.GetBuffer(ctx, key, buf, max)
 	}
 	data, err := s.Get(ctx, key)
 	if err == nil && len(data) > max {
-		return nil, fmt.Errorf("get %s: object of %d bytes is larger than %d", key, len(data), max)
+		return nil, fmt.Errorf("get %s: %w: %d bytes, limit %d", key, ErrTooLarge, len(data), max)
 	}
 	return data, err
 }
 
 // readSized reads exactly size bytes from r into buf (or a new slice) and
-// checks that nothing follows.
+// checks that nothing follows. A failure to read is a *bodyError.
 func readSized(r io.Reader, key string, size int64, buf []byte, max int) ([]byte, error) {
 	if size < 0 || size > int64(max) {
-		return nil, fmt.Errorf("get %s: object of %d bytes is larger than %d", key, size, max)
+		return nil, fmt.Errorf("get %s: %w: %d bytes, limit %d", key, ErrTooLarge, size, max)
 	}
 	if int64(cap(buf)) < size {
 		buf = make([]byte, size)
 	}
 	buf = buf[:size]
 	if n, err := io.ReadFull(r, buf); err != nil {
-		return nil, fmt.Errorf("get %s: short body (%d of %d bytes): %w", key, n, size, err)
+		return nil, &bodyError{fmt.Errorf("get %s: short body (%d of %d bytes): %w", key, n, size, err)}
 	}
 	var one [1]byte
 	switch n, err := io.ReadFull(r, one[:]); {
 	case n != 0:
-		return nil, fmt.Errorf("get %s: body longer than its %d-byte length", key, size)
+		return nil, &bodyError{fmt.Errorf("get %s: body longer than its %d-byte length", key, size)}
 	case err != io.EOF:
-		return nil, fmt.Errorf("get %s: %w", key, err)
+		return nil, &bodyError{fmt.Errorf("get %s: %w", key, err)}
 	}
 	return buf, nil
 }

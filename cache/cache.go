@@ -22,6 +22,10 @@
 //   - A block never has two uploads in flight (the uploading flag).
 //   - Dirty entries are never evicted and never dropped while mounted: a
 //     failed upload is retried with backoff until it succeeds.
+//   - A failed block read is tried again with backoff for up to
+//     Config.FlushTimeout (at once for a corrupt object) before it fails the
+//     reader: a failed read is an I/O error for the filesystem above, never
+//     zeros or stale bytes.
 //   - Dirty bytes never exceed Config.MaxDirty: writers wait for uploads.
 //     Clean entries are evicted in LRU order to keep the cache within
 //     Config.Size, so memory is bounded by configuration, not by the data.
@@ -60,12 +64,16 @@ type Backend interface {
 
 // Config sets the cache's bounds. Zero values take the defaults.
 type Config struct {
-	Size         int64         // bytes of block data held in memory (default 256 MiB)
-	MaxDirty     int64         // bytes of dirty blocks before writers wait (default Size/2)
-	Uploaders    int           // parallel uploads (default 16)
-	ReadAhead    int           // blocks fetched ahead of a sequential reader (default 16)
-	WriteDelay   time.Duration // how long a partly written block waits before upload (default 200ms)
-	FlushTimeout time.Duration // Flush and Close fail when nothing could be stored for this long (default 5m)
+	Size       int64         // bytes of block data held in memory (default 256 MiB)
+	MaxDirty   int64         // bytes of dirty blocks before writers wait (default Size/2)
+	Uploaders  int           // parallel uploads (default 16)
+	ReadAhead  int           // blocks fetched ahead of a sequential reader (default 16)
+	WriteDelay time.Duration // how long a partly written block waits before upload (default 200ms)
+	// FlushTimeout is how long S3 may fail before the filesystem hears of
+	// it: Flush and Close fail when nothing could be stored for this long,
+	// and a read fails when its block could not be fetched for this long
+	// (default 5m).
+	FlushTimeout time.Duration
 	ReadOnly     bool
 	Logger       *slog.Logger
 }
@@ -231,7 +239,7 @@ func (c *Cache) startLoad(index uint64) *entry {
 	c.entries[index] = e
 	c.buffers++
 	go func() {
-		found, err := c.be.ReadBlock(context.Background(), index, e.data)
+		found, err := c.readBlock(index, e.data)
 		c.mu.Lock()
 		defer c.mu.Unlock()
 		e.loading = false

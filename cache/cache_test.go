@@ -205,7 +205,8 @@ func TestReadErrorIsNotZeros(t *testing.T) {
 	f.put(4, pattern(4, 0))
 	f.readErr[4] = errBoom
 	st := new(stats.Counters)
-	c := startCache(t, f, 8, cache.Config{Size: 4 * bs, ReadAhead: -1}, st)
+	// Reads give up once the store has failed for FlushTimeout.
+	c := startCache(t, f, 8, cache.Config{Size: 4 * bs, ReadAhead: -1, FlushTimeout: 300 * time.Millisecond}, st)
 	buf := make([]byte, 3*bs)
 	if n, err := c.ReadAt(buf[:bs], 4*bs); !errors.Is(err, errBoom) || n != 0 {
 		t.Fatalf("ReadAt of a failing block = %d, %v; want 0 and the error", n, err)

@@ -144,6 +144,7 @@ func (c *Cache) finishUpload(e *entry, zero bool, err error) {
 	if e.failures > 0 {
 		c.log.Info("block stored after retries", "block", e.index, "attempts", e.failures+1)
 		e.failures = 0
+		c.retryNow() // the store is back: other failed blocks need not wait out their backoff
 	}
 	if zero {
 		if c.present.clear(e.index) {

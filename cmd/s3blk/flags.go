@@ -8,6 +8,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/s3blk/s3blk/blockstore"
 	"github.com/s3blk/s3blk/volume"
@@ -149,18 +150,22 @@ func newFlagSet(name, args, summary string) *flag.FlagSet {
 
 // storeFlags are the flags every command that opens a store takes.
 type storeFlags struct {
-	endpoint  string
-	region    string
-	pathStyle bool
+	endpoint string
+	region   string
+	// requestTimeout: a request that makes no progress for this long is
+	// abandoned and retried.
+	requestTimeout time.Duration
+	pathStyle      bool
 }
 
 func (s *storeFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&s.endpoint, "endpoint", "", "S3 endpoint URL (default: AWS_ENDPOINT_URL_S3, else AWS)")
 	fs.StringVar(&s.region, "region", "", "AWS region (default: AWS_REGION or profile, else us-east-1)")
 	fs.BoolVar(&s.pathStyle, "path-style", false, "use path-style S3 addressing (automatic for IP and localhost endpoints)")
+	fs.DurationVar(&s.requestTimeout, "request-timeout", 30*time.Second, "retry an S3 request that has sent or received nothing for this long")
 }
 
-func (s *storeFlags) open(ctx context.Context, rawURL string, onRetry func()) (blockstore.Store, error) {
+func (s *storeFlags) open(ctx context.Context, rawURL string, onRetry func(error)) (blockstore.Store, error) {
 	loc, err := blockstore.ParseURL(rawURL)
 	if err != nil {
 		return nil, usageError{err.Error()}
@@ -168,13 +173,16 @@ func (s *storeFlags) open(ctx context.Context, rawURL string, onRetry func()) (b
 	if loc.Scheme == "s3" && loc.Prefix == "" {
 		return nil, usageError{fmt.Sprintf("%q names no prefix: use s3://bucket/NAME", rawURL)}
 	}
+	if s.requestTimeout <= 0 {
+		return nil, usageError{fmt.Sprintf("--request-timeout %s: must be positive", s.requestTimeout)}
+	}
 	return blockstore.Open(ctx, loc, blockstore.S3Options{
-		Endpoint: s.endpoint, Region: s.region, PathStyle: s.pathStyle, OnRetry: onRetry,
+		Endpoint: s.endpoint, Region: s.region, PathStyle: s.pathStyle, OnRetry: onRetry, IdleTimeout: s.requestTimeout,
 	})
 }
 
 // openVolume opens the store at rawURL and reads its volume header.
-func (s *storeFlags) openVolume(ctx context.Context, rawURL string, onRetry func()) (blockstore.Store, *volume.Header, error) {
+func (s *storeFlags) openVolume(ctx context.Context, rawURL string, onRetry func(error)) (blockstore.Store, *volume.Header, error) {
 	store, err := s.open(ctx, rawURL, onRetry)
 	if err != nil {
 		return nil, nil, err

@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+	limit "golang.org/x/time/rate"
 
 	"github.com/s3blk/s3blk/blockstore"
 	"github.com/s3blk/s3blk/cache"
@@ -72,7 +73,7 @@ func runMount(args []string) error {
 	fs.IntVar(&f.uploaders, "uploaders", 16, "parallel uploads")
 	fs.IntVar(&f.readAhead, "read-ahead", 16, "blocks fetched ahead of a sequential reader (0 = default, -1 = off)")
 	fs.DurationVar(&f.writeDelay, "write-delay", 200*time.Millisecond, "how long a partly written block waits for more writes before upload")
-	fs.DurationVar(&f.flushTimeout, "flush-timeout", 5*time.Minute, "fsync (EIO) and unmount fail when nothing could be stored for this long")
+	fs.DurationVar(&f.flushTimeout, "flush-timeout", 5*time.Minute, "how long S3 may fail before fsync (EIO), unmount and reads of uncached blocks fail")
 	fs.StringVar(&f.logFile, "log-file", "", "daemon log file (default /var/log/s3blk/MOUNTPOINT.log)")
 	fs.StringVar(&f.logLevel, "log-level", "info", "debug, info, warn or error")
 	f.size = sizeFlag(fs, "size", 0, "expected volume size (refused if the volume differs)")
@@ -272,7 +273,14 @@ func serve(url, mnt string, f *mountFlags, ready *os.File) (err error) {
 	slog.SetDefault(log)
 	ctx := context.Background()
 	st := new(stats.Counters)
-	store, header, err := f.sf.openVolume(ctx, url, func() { st.Retries.Add(1) })
+	// Every retry counts in stats; the log gets at most one line a second.
+	retryLog := limit.Sometimes{Interval: time.Second}
+	store, header, err := f.sf.openVolume(ctx, url, func(err error) {
+		n := st.Retries.Add(1)
+		retryLog.Do(func() {
+			log.Warn("S3 request failed; retrying", "retries_so_far", n, "err", blockstore.Explain(err))
+		})
+	})
 	if err != nil {
 		return err
 	}

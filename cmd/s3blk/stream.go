@@ -18,6 +18,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"text/tabwriter"
 	"time"
@@ -155,7 +156,8 @@ func runPut(args []string) error {
 
 	ctx, stop := signalContext()
 	defer stop()
-	store, err := f.sf.open(ctx, pos[0], nil)
+	var retried atomic.Int64
+	store, err := f.sf.open(ctx, pos[0], func(error) { retried.Add(1) })
 	if err != nil {
 		return err
 	}
@@ -192,10 +194,24 @@ func runPut(args []string) error {
 		if m.Encrypted() {
 			codecs[1] = "encrypted"
 		}
-		fmt.Fprintf(os.Stderr, "stored %s: %s (%d bytes) in %d chunks (%s), %s\n",
-			store.Describe(), FormatSize(m.Size), m.Size, len(m.Chunks), strings.Join(codecs, ", "), rate(m.Size, time.Since(start)))
+		fmt.Fprintf(os.Stderr, "stored %s: %s (%d bytes) in %d chunks (%s), %s%s\n",
+			store.Describe(), FormatSize(m.Size), m.Size, len(m.Chunks), strings.Join(codecs, ", "), rate(m.Size, time.Since(start)),
+			retriedNote(retried.Load()))
 	}
 	return nil
+}
+
+// retriedNote is ", N requests retried" for a summary line, or "" when
+// no request was. Retries by the S3 SDK are silent; stream-level retries
+// (after the SDK gave up) are logged as they happen.
+func retriedNote(n int64) string {
+	switch n {
+	case 0:
+		return ""
+	case 1:
+		return ", 1 request retried"
+	}
+	return fmt.Sprintf(", %d requests retried", n)
 }
 
 func rate(n int64, d time.Duration) string {
@@ -312,7 +328,8 @@ func runGet(args []string) error {
 	signal.Ignore(syscall.SIGPIPE)
 	ctx, stop := signalContext()
 	defer stop()
-	store, err := f.sf.open(ctx, pos[0], nil)
+	var retried atomic.Int64
+	store, err := f.sf.open(ctx, pos[0], func(error) { retried.Add(1) })
 	if err != nil {
 		return err
 	}
@@ -323,6 +340,9 @@ func runGet(args []string) error {
 	growPipe(os.Stdout)
 	_, err = r.WriteTo(ctx, os.Stdout)
 	prog.Done()
+	if err == nil && !f.quiet && retried.Load() > 0 {
+		fmt.Fprintf(os.Stderr, "got %s: all verified%s\n", store.Describe(), retriedNote(retried.Load()))
+	}
 	return interrupted(ctx, err)
 }
 
