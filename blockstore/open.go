@@ -21,6 +21,14 @@ func ParseURL(raw string) (Location, error) {
 	if err != nil || u.Scheme == "" {
 		return Location{}, fmt.Errorf("%q is not a store URL: use s3://bucket/prefix or file:///path", raw)
 	}
+	// A query, fragment, user or port would be dropped silently, and the
+	// command would act on another prefix than the one typed (rm!).
+	switch {
+	case u.RawQuery != "" || u.ForceQuery || u.Fragment != "" || strings.HasSuffix(raw, "#"):
+		return Location{}, fmt.Errorf("%q: a store URL takes no ?query or #fragment", raw)
+	case u.User != nil || strings.Contains(u.Host, ":"):
+		return Location{}, fmt.Errorf("%q: a store URL takes no user or port (use --endpoint for the server)", raw)
+	}
 	switch u.Scheme {
 	case "s3":
 		if u.Host == "" {

@@ -184,6 +184,7 @@ func TestParseURL(t *testing.T) {
 		"s3://b/vol1":           {Scheme: "s3", Bucket: "b", Prefix: "vol1"},
 		"s3://b/a/b/":           {Scheme: "s3", Bucket: "b", Prefix: "a/b"},
 		"file:///srv/s3blk/v1/": {Scheme: "file", Prefix: "/srv/s3blk/v1"},
+		"s3://b/a@b%3Fc":        {Scheme: "s3", Bucket: "b", Prefix: "a@b?c"},
 	}
 	for in, want := range good {
 		got, err := blockstore.ParseURL(in)
@@ -191,7 +192,9 @@ func TestParseURL(t *testing.T) {
 			t.Errorf("ParseURL(%q) = %+v, %v; want %+v", in, got, err, want)
 		}
 	}
-	for _, bad := range []string{"", "vol1", "/tmp/x", "http://x/y", "s3:///nobucket", "file://", "file://host/path"} {
+	for _, bad := range []string{"", "vol1", "/tmp/x", "http://x/y", "s3:///nobucket", "file://", "file://host/path",
+		// Parts that would be dropped silently, so that rm would remove another stream.
+		"s3://b/home#2", "s3://b/home?v=1", "s3://b/home?", "s3://b/home#", "s3://user@b/x", "s3://b:9000/x", "file:///srv/v?x"} {
 		if _, err := blockstore.ParseURL(bad); err == nil {
 			t.Errorf("ParseURL(%q) accepted", bad)
 		}

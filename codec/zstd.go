@@ -3,6 +3,7 @@ package codec
 import (
 	"fmt"
 	"runtime"
+	"slices"
 
 	"github.com/klauspost/compress/zstd"
 )
@@ -18,7 +19,12 @@ var (
 		zstd.WithEncoderCRC(false)) // integrity comes from the AEAD or the checksum
 	zstdDecoder, _ = zstd.NewReader(nil,
 		zstd.WithDecoderConcurrency(0),
-		zstd.WithDecoderMaxMemory(MaxDecompressed))
+		zstd.WithDecoderMaxMemory(MaxDecompressed),
+		// DecodeAll stops at the capacity of its destination, which
+		// Decompress sets to the size it wants: a small block whose frame
+		// inflates to 64 MiB is refused after one zstd block, not after
+		// allocating the 64 MiB.
+		zstd.WithDecodeAllCapLimit(true))
 )
 
 // MaxDecompressed bounds what Decompress will produce, so a hostile object
@@ -31,13 +37,15 @@ func Compress(dst, src []byte) []byte {
 }
 
 // Decompress appends the content of the zstd frames in src to dst. It fails
-// if the result would not be exactly want bytes.
+// if the result would not be exactly want bytes, and never produces (or
+// allocates for) much more than that: decoding stops once the output would
+// exceed want.
 func Decompress(dst, src []byte, want int) ([]byte, error) {
-	if want > MaxDecompressed {
+	if want < 0 || want > MaxDecompressed {
 		return dst, fmt.Errorf("%w: decompressed size %d is beyond the limit", ErrCorrupt, want)
 	}
 	n := len(dst)
-	out, err := zstdDecoder.DecodeAll(src, dst)
+	out, err := zstdDecoder.DecodeAll(src, slices.Grow(dst, want)[:n:n+want])
 	if err != nil {
 		return dst, fmt.Errorf("%w: zstd: %v", ErrCorrupt, err)
 	}

@@ -119,6 +119,9 @@ func TestWeakOrHostileKDFRefused(t *testing.T) {
 		"scrypt":      func(p *KDF) { p.Algorithm = "scrypt" },
 		"huge memory": func(p *KDF) { p.MemoryKiB = 1 << 30 },
 		"huge time":   func(p *KDF) { p.Time = 1 << 30 },
+		// The old maxima: minutes of Argon2id and 4 GiB for one mount.
+		"4 GiB": func(p *KDF) { p.MemoryKiB = 4 << 20 },
+		"t=100": func(p *KDF) { p.Time = 100 },
 	} {
 		bad := w
 		bad.KDF.Salt = bytes.Clone(w.KDF.Salt)

@@ -20,11 +20,14 @@ type KDF struct {
 
 // Argon2id bounds. MinKDF follows the usual recommendation for interactive
 // use (64 MiB, 3 passes); the maxima stop a hostile header from making us
-// allocate or spin without limit.
+// allocate or spin without limit. Every key this program wraps uses
+// DefaultKDF; the maxima allow 4 times its memory and about 3 times its
+// passes (a few seconds), not the minutes and 4 GiB that t=100, m=4 GiB
+// took, which let anyone able to write a header hang every mount.
 var (
 	DefaultKDF = KDF{Algorithm: "argon2id", Time: 3, MemoryKiB: 64 << 10, Threads: 4}
 	MinKDF     = KDF{Time: 3, MemoryKiB: 64 << 10, Threads: 1}
-	maxKDF     = KDF{Time: 100, MemoryKiB: 4 << 20, Threads: 64}
+	maxKDF     = KDF{Time: 10, MemoryKiB: 256 << 10, Threads: 64}
 )
 
 const saltSize = 16

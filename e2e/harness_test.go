@@ -183,10 +183,10 @@ func isMounted(dir string) bool {
 	return exec.Command("mountpoint", "-q", dir).Run() == nil
 }
 
-// objects lists the keys under prefix in the test bucket, sorted.
-func (h *harness) objects(prefix string) []string {
+// eachObject calls fn for every object under prefix in the test bucket, in
+// key order.
+func (h *harness) eachObject(prefix string, fn func(key, etag string, size int64)) {
 	h.t.Helper()
-	var keys []string
 	p := s3.NewListObjectsV2Paginator(h.client, &s3.ListObjectsV2Input{Bucket: aws.String(h.bucket), Prefix: aws.String(prefix)})
 	for p.HasMorePages() {
 		page, err := p.NextPage(context.Background())
@@ -194,9 +194,16 @@ func (h *harness) objects(prefix string) []string {
 			h.t.Fatal(err)
 		}
 		for _, o := range page.Contents {
-			keys = append(keys, aws.ToString(o.Key))
+			fn(aws.ToString(o.Key), aws.ToString(o.ETag), aws.ToInt64(o.Size))
 		}
 	}
+}
+
+// objects lists the keys under prefix in the test bucket, sorted.
+func (h *harness) objects(prefix string) []string {
+	h.t.Helper()
+	var keys []string
+	h.eachObject(prefix, func(key, _ string, _ int64) { keys = append(keys, key) })
 	sort.Strings(keys)
 	return keys
 }

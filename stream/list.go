@@ -33,15 +33,24 @@ func hasChunks(ctx context.Context, store blockstore.Store) (bool, error) {
 	return found, nil
 }
 
+// exists reports whether key exists in store, reading none of a large
+// object (a hostile one may be huge).
+func exists(ctx context.Context, store blockstore.Store, key string) (bool, error) {
+	_, err := blockstore.GetBuffer(ctx, store, key, nil, 0)
+	switch {
+	case err == nil || errors.Is(err, blockstore.ErrTooLarge):
+		return true, nil
+	case errors.Is(err, blockstore.ErrNotFound):
+		return false, nil
+	}
+	return false, blockstore.Explain(err)
+}
+
 // IsStream reports whether store holds a stream, complete or not: a
 // manifest or any chunk object.
 func IsStream(ctx context.Context, store blockstore.Store) (bool, error) {
-	_, err := store.Get(ctx, ManifestKey)
-	if err == nil {
-		return true, nil
-	}
-	if !errors.Is(err, blockstore.ErrNotFound) {
-		return false, blockstore.Explain(err)
+	if ok, err := exists(ctx, store, ManifestKey); ok || err != nil {
+		return ok, err
 	}
 	return hasChunks(ctx, store)
 }
@@ -108,18 +117,20 @@ func Remove(ctx context.Context, store blockstore.Store, cfg Config) (Removed, e
 	if err := cfg.normalize(); err != nil {
 		return rm, err
 	}
-	if _, err := store.Get(ctx, VolumeHeaderKey); err == nil {
+	if vol, err := exists(ctx, store, VolumeHeaderKey); err != nil {
+		return rm, err
+	} else if vol {
 		return rm, fmt.Errorf("%s %w: refusing to remove it", store.Describe(), ErrVolume)
 	}
-	_, err := store.Get(ctx, ManifestKey)
-	switch {
-	case err == nil:
+	hasManifest, err := exists(ctx, store, ManifestKey)
+	if err != nil {
+		return rm, err
+	}
+	if hasManifest {
 		if err := retry(ctx, &cfg, "deleting the manifest", func() error { return store.Delete(ctx, ManifestKey) }); err != nil {
 			return rm, err
 		}
 		rm.Manifest = true
-	case !errors.Is(err, blockstore.ErrNotFound):
-		return rm, blockstore.Explain(err)
 	}
 	keys, err := chunkKeysFrom(ctx, store, 0)
 	if err != nil {
@@ -205,7 +216,10 @@ func readListedManifest(ctx context.Context, store blockstore.Store, name string
 	if name != "" {
 		key = name + "/" + ManifestKey
 	}
-	data, err := store.Get(ctx, key)
+	data, err := blockstore.GetBuffer(ctx, store, key, nil, maxManifestSize)
+	if errors.Is(err, blockstore.ErrTooLarge) {
+		return nil, fmt.Errorf("%w manifest: beyond the %d-byte limit", ErrCorrupt, maxManifestSize)
+	}
 	if err != nil {
 		return nil, blockstore.Explain(err)
 	}

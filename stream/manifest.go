@@ -255,7 +255,7 @@ func ReadManifest(ctx context.Context, store blockstore.Store) (*Manifest, error
 	}
 	var data []byte
 	if size >= 0 {
-		data, err = store.Get(ctx, ManifestKey)
+		data, err = blockstore.GetBuffer(ctx, store, ManifestKey, nil, maxManifestSize)
 	}
 	if size < 0 || errors.Is(err, blockstore.ErrNotFound) {
 		return nil, missingManifest(ctx, store)
@@ -272,7 +272,9 @@ func ReadManifest(ctx context.Context, store blockstore.Store) (*Manifest, error
 
 // missingManifest explains a prefix without a manifest.
 func missingManifest(ctx context.Context, store blockstore.Store) error {
-	if _, err := store.Get(ctx, VolumeHeaderKey); err == nil {
+	if vol, err := exists(ctx, store, VolumeHeaderKey); err != nil {
+		return err
+	} else if vol {
 		return fmt.Errorf("%s %w", store.Describe(), ErrVolume)
 	}
 	found, err := hasChunks(ctx, store)

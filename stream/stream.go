@@ -192,7 +192,9 @@ func retry(ctx context.Context, cfg *Config, what string, op func() error) error
 			return nil
 		}
 		var perm errPermanent
-		if errors.As(err, &perm) || errors.Is(err, blockstore.ErrNotFound) || ctx.Err() != nil {
+		// An object beyond the size limit will not shrink: retrying it
+		// (minutes of backoff) would only delay the error.
+		if errors.As(err, &perm) || errors.Is(err, blockstore.ErrNotFound) || errors.Is(err, blockstore.ErrTooLarge) || ctx.Err() != nil {
 			return err
 		}
 		if cfg.Retries != RetryForever && attempt >= cfg.Retries {

@@ -173,7 +173,7 @@ func Create(ctx context.Context, store blockstore.Store, size int64, blockSize i
 	if err := CheckGeometry(size, blockSize); err != nil {
 		return nil, err
 	}
-	if _, err := store.Get(ctx, HeaderKey); err == nil {
+	if _, err := blockstore.GetBuffer(ctx, store, HeaderKey, nil, MaxHeaderSize); err == nil || errors.Is(err, blockstore.ErrTooLarge) {
 		return nil, fmt.Errorf("%s already holds a volume", store.Describe())
 	} else if !errors.Is(err, blockstore.ErrNotFound) {
 		return nil, blockstore.Explain(err)
@@ -221,9 +221,12 @@ func Create(ctx context.Context, store blockstore.Store, size int64, blockSize i
 
 // ReadHeader loads and validates the header of the volume in store.
 func ReadHeader(ctx context.Context, store blockstore.Store) (*Header, error) {
-	data, err := store.Get(ctx, HeaderKey)
+	data, err := blockstore.GetBuffer(ctx, store, HeaderKey, nil, MaxHeaderSize)
 	if errors.Is(err, blockstore.ErrNotFound) {
 		return nil, fmt.Errorf("%s: %w; run `s3blk create` first", store.Describe(), ErrNoVolume)
+	}
+	if errors.Is(err, blockstore.ErrTooLarge) {
+		return nil, fmt.Errorf("%s: volume header is not valid: larger than %d bytes", store.Describe(), MaxHeaderSize)
 	}
 	if err != nil {
 		return nil, blockstore.Explain(err)
@@ -235,10 +238,17 @@ func ReadHeader(ctx context.Context, store blockstore.Store) (*Header, error) {
 	return h, nil
 }
 
+// MaxHeaderSize bounds what is read as a header object (a real one is
+// under 1 KiB), so a hostile object cannot make us read without limit.
+const MaxHeaderSize = 64 << 10
+
 // ParseHeader decodes and validates a header object. An encrypted header's
 // MAC can only be checked with the passphrase (by Open); an unencrypted
 // header's checksum is checked here.
 func ParseHeader(data []byte) (*Header, error) {
+	if len(data) > MaxHeaderSize {
+		return nil, fmt.Errorf("volume header is not valid: larger than %d bytes", MaxHeaderSize)
+	}
 	var h Header
 	dec := json.NewDecoder(bytes.NewReader(data))
 	dec.DisallowUnknownFields() // every field is covered by the MAC

@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"os"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/s3blk/s3blk/blockstore"
 )
@@ -20,6 +22,9 @@ type LockInfo struct {
 }
 
 func (l *LockInfo) String() string {
+	if l.Host == unreadableLock {
+		return "an unreadable lock object (not written by s3blk, or damaged)"
+	}
 	return fmt.Sprintf("host %s, pid %d, mountpoint %s, since %s",
 		l.Host, l.PID, l.Mountpoint, l.Since.Local().Format(time.RFC3339))
 }
@@ -33,20 +38,59 @@ func NewLockInfo(mountpoint string) LockInfo {
 	return LockInfo{Host: host, PID: os.Getpid(), Mountpoint: mountpoint, Since: time.Now().UTC().Truncate(time.Second)}
 }
 
+// maxLockSize bounds what is read as a lock object (a real one is about
+// 150 bytes); maxLockField bounds its host and mountpoint.
+const (
+	maxLockSize  = 4 << 10
+	maxLockField = 1024
+)
+
+// unreadableLock stands for a lock object that is not one this program
+// wrote: the volume is locked, by someone unknown.
+const unreadableLock = "(unreadable lock object)"
+
 // ReadLock returns the current lock holder, or nil if the volume is unlocked.
+// A lock object that cannot be parsed (or is too large to be one) still
+// locks the volume: it is reported as held by an unreadable holder.
 func ReadLock(ctx context.Context, store blockstore.Store) (*LockInfo, error) {
-	data, err := store.Get(ctx, LockKey)
+	data, err := blockstore.GetBuffer(ctx, store, LockKey, nil, maxLockSize)
 	if errors.Is(err, blockstore.ErrNotFound) {
 		return nil, nil
+	}
+	if errors.Is(err, blockstore.ErrTooLarge) {
+		return &LockInfo{Host: unreadableLock}, nil
 	}
 	if err != nil {
 		return nil, err
 	}
+	return ParseLock(data), nil
+}
+
+// ParseLock decodes a lock object. Anything but a well-formed lock (JSON
+// with printable, bounded host and mountpoint and a positive PID) yields a
+// LockInfo whose Host says it is unreadable, so that hostile text never
+// reaches an error message or the terminal.
+func ParseLock(data []byte) *LockInfo {
 	var l LockInfo
-	if err := json.Unmarshal(data, &l); err != nil {
-		return &LockInfo{Host: "(unreadable lock object)"}, nil
+	if len(data) > maxLockSize || json.Unmarshal(data, &l) != nil ||
+		l.PID <= 0 || !printable(l.Host) || !printable(l.Mountpoint) {
+		return &LockInfo{Host: unreadableLock}
 	}
-	return &l, nil
+	return &l
+}
+
+// printable reports whether s is short, valid UTF-8 without control
+// characters.
+func printable(s string) bool {
+	if len(s) > maxLockField || !utf8.ValidString(s) {
+		return false
+	}
+	for _, r := range s {
+		if !unicode.IsPrint(r) {
+			return false
+		}
+	}
+	return true
 }
 
 // Lock takes the mount lock with an atomic create. With force, an existing

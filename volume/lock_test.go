@@ -1,6 +1,7 @@
 package volume_test
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"os"
@@ -114,13 +115,29 @@ func TestLock(t *testing.T) {
 }
 
 func TestLockUnreadable(t *testing.T) {
+	for name, obj := range map[string][]byte{
+		"garbage": []byte("garbage{"),
+		// Regressions: hostile text went into error messages verbatim, and
+		// a huge lock object was read whole.
+		"control characters": []byte(`{"host":"h\n goroutine 1 [running]:\u001b[2J","pid":1}`),
+		"no pid":             []byte(`{"host":"h","mountpoint":"/m"}`),
+		"huge":               bytes.Repeat([]byte(" "), 1<<20),
+	} {
+		t.Run(name, func(t *testing.T) { testLockUnreadable(t, obj) })
+	}
+}
+
+func testLockUnreadable(t *testing.T, obj []byte) {
 	store := blockstore.NewLocal(t.TempDir())
-	if err := store.Put(ctx, volume.LockKey, []byte("garbage{")); err != nil {
+	if err := store.Put(ctx, volume.LockKey, obj); err != nil {
 		t.Fatal(err)
 	}
 	l, err := volume.ReadLock(ctx, store)
 	if err != nil || l == nil {
 		t.Fatalf("ReadLock of a garbage lock = %v, %v; want a holder", l, err)
+	}
+	if s := l.String(); !strings.Contains(s, "unreadable") || strings.ContainsAny(s, "\n\x1b") || strings.Contains(s, "goroutine") {
+		t.Fatalf("unreadable lock described as %q", s)
 	}
 	err = volume.Lock(ctx, store, lockInfo("x", 1), false)
 	if !errors.Is(err, volume.ErrLocked) {

@@ -101,9 +101,15 @@ func (v *Volume) BlockSize() int { return v.Header.BlockSize }
 // and leaves dst untouched, when the block has no object (it is all zeros).
 func (v *Volume) ReadBlock(ctx context.Context, index uint64, dst []byte) (found bool, err error) {
 	key := BlockKey(index)
-	obj, err := v.Store.Get(ctx, key)
+	// No valid object is larger than a block plus the codec's overhead: a
+	// bigger one is refused before it is read.
+	obj, err := blockstore.GetBuffer(ctx, v.Store, key, nil, v.Header.BlockSize+codec.MaxOverhead)
 	if errors.Is(err, blockstore.ErrNotFound) {
 		return false, nil
+	}
+	if errors.Is(err, blockstore.ErrTooLarge) {
+		v.Stats.CorruptBlocks.Add(1)
+		return false, fmt.Errorf("%s/%s: %w: larger than a block of %d bytes can encode to", v.Store.Describe(), key, codec.ErrCorrupt, v.Header.BlockSize)
 	}
 	if err != nil {
 		return false, err
