@@ -4,7 +4,7 @@ BIN     := bin/s3blk
 VERSION ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
 SOURCES := $(shell find . -name '*.go' -not -path './.work/*') go.mod go.sum
 
-.PHONY: all build deps test unit vet demo bench clean
+.PHONY: all build deps test unit vet demo bench soak clean
 
 all: build
 
@@ -25,6 +25,11 @@ vet:
 # runs every unit and end-to-end test (real FUSE, loop devices, ext4, rsync).
 test:
 	scripts/test.sh
+
+# The long variants: fault injection with more data, 25 crash rounds, longer
+# random I/O, and every fuzz target for FUZZTIME (default 5m) each. Hours.
+soak:
+	scripts/soak.sh
 
 # Unit tests only (no MinIO, no root needed).
 unit:

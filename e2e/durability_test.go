@@ -1,10 +1,13 @@
 package e2e
 
 import (
+	"crypto/sha256"
 	"fmt"
+	"math/rand/v2"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -188,39 +191,94 @@ func TestBusyMountKeepsServing(t *testing.T) {
 	waitGone(t, pid, 10*time.Second)
 }
 
-// TestExt4SurvivesKillAfterSync: files written through ext4 and synced
-// survive kill -9 of the daemon while more writes are in flight. After a
-// forced remount the journal replays and e2fsck finds the filesystem clean.
+// TestExt4SurvivesKillAfterSync is the crash loop: several times, write
+// files through ext4 and sync, start more writes, kill -9 the daemon at a
+// random moment while they are in flight, and mount again with --force.
+// Every file written before a completed sync, in this round and all earlier
+// ones, must be intact after the journal replay of a normal mount, and
+// e2fsck -fn must then find the filesystem clean. S3BLK_SOAK=1 runs 25
+// rounds instead of 5; S3BLK_CRASH_SEED replays a run.
 func TestExt4SurvivesKillAfterSync(t *testing.T) {
 	h := newHarness(t)
 	url := h.url("crashvol")
 	h.must("create", url, "--size", "1G", "--block-size", "256K")
 	mnt := h.mount(url, "--write-delay", "1h")
 	sh(t, "mkfs.ext4 -q -F "+mnt+"/file")
-	fs := h.loopMount(mnt + "/file")
-	src := goSourceTree(t)
-	sh(t, fmt.Sprintf("cp -r %s/net %s/synced && sync", src, fs))
-
-	// More writes, not synced, then the daemon dies mid-flight.
-	writer := exec.Command("cp", "-r", src+"/crypto", fs+"/unsynced")
-	writer.Start()
-	time.Sleep(300 * time.Millisecond)
-	pid := h.daemonPID(mnt)
-	syscall.Kill(pid, syscall.SIGKILL)
-	waitGone(t, pid, 10*time.Second)
-	writer.Wait()
-	// Tear down the dead stack: the filesystem, its loop device, the FUSE mount.
-	loopDev := strings.TrimSpace(sh(t, fmt.Sprintf("losetup -j %s/file | cut -d: -f1", mnt)))
-	exec.Command("umount", "-l", fs).Run()
-	if loopDev != "" {
-		exec.Command("losetup", "-d", loopDev).Run()
+	rounds := 5
+	if soak() {
+		rounds = 25
 	}
+	seed := time.Now().UnixNano()
+	if s := os.Getenv("S3BLK_CRASH_SEED"); s != "" {
+		seed, _ = strconv.ParseInt(s, 10, 64)
+	}
+	t.Logf("seed %d (S3BLK_CRASH_SEED), %d rounds", seed, rounds)
+	rng := rand.New(rand.NewPCG(uint64(seed), 0))
+	src := goSourceTree(t)
+	synced := map[string][32]byte{} // path in the filesystem -> SHA-256
 
-	h.mountAt(url, mnt, "--force")
-	fs2 := h.loopMount(mnt + "/file") // a normal mount replays the journal
-	sh(t, fmt.Sprintf("diff -r %s/net %s/synced", src, fs2))
-	sh(t, "umount "+fs2)
+	for round := 1; round <= rounds; round++ {
+		fs := h.loopMount(mnt + "/file") // a normal mount replays the journal
+		checkFiles(t, fs, synced)
+		if round > 1 {
+			sh(t, "umount "+fs)
+			if out, err := exec.Command("e2fsck", "-fn", mnt+"/file").CombinedOutput(); err != nil {
+				t.Fatalf("round %d: e2fsck -fn after the crash and journal replay: %v\n%s", round, err, out)
+			}
+			fs = h.loopMount(mnt + "/file")
+		}
+		for i := range 1 + rng.IntN(20) {
+			data := make([]byte, rng.IntN(3<<20))
+			for j := range data {
+				data[j] = byte(rng.Uint32())
+			}
+			name := fmt.Sprintf("round%d/file%d", round, i)
+			os.MkdirAll(filepath.Join(fs, filepath.Dir(name)), 0o755)
+			if err := os.WriteFile(filepath.Join(fs, name), data, 0o644); err != nil {
+				t.Fatal(err)
+			}
+			synced[name] = sha256.Sum256(data)
+		}
+		sh(t, "sync")
+
+		// More writes, not synced, then the daemon dies mid-flight.
+		writer := exec.Command("cp", "-r", src+"/crypto", fmt.Sprintf("%s/unsynced%d", fs, round))
+		writer.Start()
+		time.Sleep(time.Duration(rng.IntN(1500)) * time.Millisecond)
+		pid := h.daemonPID(mnt)
+		syscall.Kill(pid, syscall.SIGKILL)
+		waitGone(t, pid, 10*time.Second)
+		writer.Wait()
+		// Tear down the dead stack: the filesystem, its loop device, the FUSE mount.
+		loopDev := strings.TrimSpace(sh(t, fmt.Sprintf("losetup -j %s/file | cut -d: -f1", mnt)))
+		exec.Command("umount", "-l", fs).Run()
+		if loopDev != "" {
+			exec.Command("losetup", "-d", loopDev).Run()
+		}
+		exec.Command("umount", "-l", mnt).Run()
+		// Alternate between holding writes back until the sync and
+		// uploading them as they come, so kills land in both states.
+		h.mountAt(url, mnt, "--force", "--write-delay", []string{"200ms", "1h"}[round%2])
+	}
+	fs := h.loopMount(mnt + "/file")
+	checkFiles(t, fs, synced)
+	sh(t, "umount "+fs)
 	if out, err := exec.Command("e2fsck", "-fn", mnt+"/file").CombinedOutput(); err != nil {
-		t.Fatalf("e2fsck -fn after crash and journal replay: %v\n%s", err, out)
+		t.Fatalf("e2fsck -fn after %d crashes and journal replays: %v\n%s", rounds, err, out)
+	}
+	t.Logf("%d kill -9 rounds; %d synced files intact; e2fsck clean", rounds, len(synced))
+}
+
+// checkFiles compares every file in want (relative to dir) with its SHA-256.
+func checkFiles(t *testing.T, dir string, want map[string][32]byte) {
+	t.Helper()
+	for name, sum := range want {
+		data, err := os.ReadFile(filepath.Join(dir, name))
+		if err != nil {
+			t.Fatalf("a file synced before the crash: %v", err)
+		}
+		if sha256.Sum256(data) != sum {
+			t.Fatalf("%s: synced before the crash, but its content changed", name)
+		}
 	}
 }

@@ -4,6 +4,8 @@
 #
 #   scripts/minio.sh start   # prints export lines for the AWS environment
 #   scripts/minio.sh stop    # stops it by PID and removes its data
+#   scripts/minio.sh down    # kills it, keeping its data and port (outage tests)
+#   scripts/minio.sh up      # starts it again after `down`, same data and port
 set -euo pipefail
 
 DIR=${S3BLK_MINIO_DIR:-${TMPDIR:-/tmp}/s3blk-minio}
@@ -34,19 +36,14 @@ export S3BLK_MINIO_PID=$(cat "$DIR/pid")
 EOT
 }
 
-case "${1:-}" in
-start)
-	if [ -f "$DIR/pid" ] && kill -0 "$(cat "$DIR/pid")" 2>/dev/null; then
-		env_lines
-		exit 0
-	fi
-	rm -rf "$DIR"
-	mkdir -p "$DIR/data"
-	port=$(free_port)
+# launch starts MinIO on port $1 with the data in $DIR and waits until it is
+# live; then prints the environment.
+launch() {
+	local port=$1 cport
 	cport=$(free_port)
 	MINIO_ROOT_USER=$USER_KEY MINIO_ROOT_PASSWORD=$SECRET_KEY MINIO_BROWSER=off \
 		setsid "$MINIO" server --quiet --address "127.0.0.1:$port" --console-address "127.0.0.1:$cport" \
-		"$DIR/data" >"$DIR/log" 2>&1 </dev/null &
+		"$DIR/data" >>"$DIR/log" 2>&1 </dev/null &
 	echo $! >"$DIR/pid"
 	echo "$port" >"$DIR/port"
 	for _ in $(seq 1 300); do
@@ -60,21 +57,44 @@ start)
 	echo "minio.sh: MinIO did not start; its log:" >&2
 	cat "$DIR/log" >&2
 	exit 1
-	;;
-stop)
-	if [ -f "$DIR/pid" ]; then
-		pid=$(cat "$DIR/pid")
-		kill "$pid" 2>/dev/null || true
-		for _ in $(seq 1 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-		kill -9 "$pid" 2>/dev/null || true
+}
+
+# kill_minio stops the MinIO whose PID is in $DIR/pid (with signal $1 first).
+kill_minio() {
+	[ -f "$DIR/pid" ] || return 0
+	local pid
+	pid=$(cat "$DIR/pid")
+	kill "-$1" "$pid" 2>/dev/null || true
+	for _ in $(seq 1 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+	kill -9 "$pid" 2>/dev/null || true
+}
+
+case "${1:-}" in
+start)
+	if [ -f "$DIR/pid" ] && kill -0 "$(cat "$DIR/pid")" 2>/dev/null; then
+		env_lines
+		exit 0
 	fi
 	rm -rf "$DIR"
+	mkdir -p "$DIR/data"
+	launch "$(free_port)"
+	;;
+stop)
+	kill_minio TERM
+	rm -rf "$DIR"
+	;;
+down)
+	kill_minio KILL
+	;;
+up)
+	[ -f "$DIR/port" ] || { echo "minio.sh: no MinIO state in $DIR" >&2; exit 1; }
+	launch "$(cat "$DIR/port")" >/dev/null
 	;;
 env)
 	env_lines
 	;;
 *)
-	echo "usage: $0 start|stop|env" >&2
+	echo "usage: $0 start|stop|down|up|env" >&2
 	exit 2
 	;;
 esac
