@@ -33,7 +33,7 @@ soak:
 
 # Unit tests only (no MinIO, no root needed).
 unit:
-	$(GO) test -count=1 ./crypto/ ./blockstore/ ./codec/ ./volume/ ./cache/ ./stream/ ./bench/ ./cmd/...
+	$(GO) test -count=1 ./crypto/ ./blockstore/ ./codec/ ./volume/ ./cache/ ./stream/ ./bench/ ./internal/faultproxy/ ./cmd/...
 
 # The main job on a local-directory store: create, mount, mkfs.ext4, copy a
 # tree in, show stats, unmount, remount and verify.

@@ -139,16 +139,17 @@ func newStreamKey(m *Manifest, id [idSize]byte, passphrase func() ([]byte, error
 
 // checkPutTarget refuses a volume, and a complete stream unless force.
 func checkPutTarget(ctx context.Context, store blockstore.Store, force bool) error {
-	if _, err := store.Get(ctx, VolumeHeaderKey); err == nil {
+	if vol, err := exists(ctx, store, VolumeHeaderKey); err != nil {
+		return err
+	} else if vol {
 		return fmt.Errorf("%s %w", store.Describe(), ErrVolume)
-	} else if !errors.Is(err, blockstore.ErrNotFound) {
-		return blockstore.Explain(err)
 	}
-	data, err := store.Get(ctx, ManifestKey)
-	if errors.Is(err, blockstore.ErrNotFound) || (err == nil && force) {
+	data, err := blockstore.GetBuffer(ctx, store, ManifestKey, nil, maxManifestSize)
+	tooLarge := errors.Is(err, blockstore.ErrTooLarge) // a manifest, if unreadable
+	if errors.Is(err, blockstore.ErrNotFound) || ((err == nil || tooLarge) && force) {
 		return nil
 	}
-	if err != nil {
+	if err != nil && !tooLarge {
 		return blockstore.Explain(err)
 	}
 	what := ""
@@ -164,7 +165,7 @@ func putManifest(ctx context.Context, store blockstore.Store, data []byte, cfg *
 	return retry(ctx, cfg, "writing the manifest", func() error {
 		err := store.PutIfAbsent(ctx, ManifestKey, data)
 		if errors.Is(err, blockstore.ErrExists) {
-			if got, gerr := store.Get(ctx, ManifestKey); gerr == nil && bytes.Equal(got, data) {
+			if got, gerr := blockstore.GetBuffer(ctx, store, ManifestKey, nil, len(data)); gerr == nil && bytes.Equal(got, data) {
 				return nil
 			}
 			return errPermanent{errors.New("another put wrote a manifest meanwhile")}
