@@ -271,6 +271,7 @@ func serve(url, mnt string, f *mountFlags, ready *os.File) (err error) {
 		return err
 	}
 	slog.SetDefault(log)
+	startPprof()
 	ctx := context.Background()
 	st := new(stats.Counters)
 	// Every retry counts in stats; the log gets at most one line a second.

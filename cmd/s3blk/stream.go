@@ -125,6 +125,7 @@ func interrupted(ctx context.Context, err error) error {
 }
 
 func runPut(args []string) error {
+	startPprof()
 	fs := newFlagSet("put", "URL [-- COMMAND ARGS...]", "Store standard input, or the output of COMMAND, as the stream URL.\n"+
 		"Chunks go up in parallel from a fixed pool of buffers; the manifest is written last,\n"+
 		"so a failed or interrupted put (or a failing COMMAND) leaves an INCOMPLETE stream, never a complete-looking one.\n"+
@@ -310,6 +311,7 @@ func (p *producer) stop() {
 }
 
 func runGet(args []string) error {
+	startPprof()
 	fs := newFlagSet("get", "URL", "Write the stream URL to standard output, in order, every chunk verified before it is written\n"+
 		"and the whole-stream digest at the end. Exits non-zero on any mismatch, missing chunk or write error,\n"+
 		"saying that the output already written is bad")
