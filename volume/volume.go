@@ -27,6 +27,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"sync"
 
 	"github.com/s3blk/s3blk/blockstore"
 	"github.com/s3blk/s3blk/codec"
@@ -65,6 +66,10 @@ type Volume struct {
 	Header *Header
 	Stats  *stats.Counters
 	codec  codec.Codec
+	// objects recycles the buffers block objects are downloaded into:
+	// a cold read of a large file would otherwise allocate (and zero) one
+	// per block.
+	objects sync.Pool
 }
 
 // Open reads the header and returns the volume. For an encrypted volume it
@@ -103,7 +108,14 @@ func (v *Volume) ReadBlock(ctx context.Context, index uint64, dst []byte) (found
 	key := BlockKey(index)
 	// No valid object is larger than a block plus the codec's overhead: a
 	// bigger one is refused before it is read.
-	obj, err := blockstore.GetBuffer(ctx, v.Store, key, nil, v.Header.BlockSize+codec.MaxOverhead)
+	maxObject := v.Header.BlockSize + codec.MaxOverhead
+	buf, _ := v.objects.Get().(*[]byte)
+	if buf == nil {
+		b := make([]byte, 0, maxObject)
+		buf = &b
+	}
+	defer v.objects.Put(buf)
+	obj, err := blockstore.GetBuffer(ctx, v.Store, key, *buf, maxObject)
 	if errors.Is(err, blockstore.ErrNotFound) {
 		return false, nil
 	}
