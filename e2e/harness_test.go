@@ -88,9 +88,15 @@ type result struct {
 // override the defaults (no IMDS, the harness passphrase file).
 func (h *harness) s3blkEnv(env []string, args ...string) result {
 	h.t.Helper()
+	return h.runBinary(s3blkBin, env, args...)
+}
+
+// runBinary is s3blkEnv with another build of s3blk (a race build, say).
+func (h *harness) runBinary(bin string, env []string, args ...string) result {
+	h.t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, s3blkBin, args...)
+	cmd := exec.CommandContext(ctx, bin, args...)
 	// Never let the SDK look for EC2 instance credentials from a test.
 	cmd.Env = append(append(os.Environ(), "AWS_EC2_METADATA_DISABLED=true", "S3BLK_PASSPHRASE_FILE="+h.passFile), env...)
 	var out, errb bytes.Buffer
@@ -142,7 +148,13 @@ func (h *harness) mount(url string, extra ...string) string {
 
 func (h *harness) mountAt(url, mnt string, extra ...string) {
 	h.t.Helper()
-	r := h.s3blk(append([]string{"mount", url, mnt}, extra...)...)
+	h.mountWith(s3blkBin, url, mnt, extra...)
+}
+
+// mountWith is mountAt with another build of s3blk.
+func (h *harness) mountWith(bin, url, mnt string, extra ...string) {
+	h.t.Helper()
+	r := h.runBinary(bin, nil, append([]string{"mount", url, mnt}, extra...)...)
 	if r.code != 0 {
 		h.t.Fatalf("s3blk mount %s %s: exit %d: %s", url, mnt, r.code, r.stderr)
 	}
