@@ -98,7 +98,7 @@ func findMount(dir string) (*mountEntry, error) {
 	return found, sc.Err()
 }
 
-// processAlive reports whether pid exists and is an s3blk process.
+// processAlive reports whether pid exists and is an s3blk mount daemon.
 func processAlive(pid int) bool {
 	if pid <= 0 || syscall.Kill(pid, 0) != nil {
 		return false
@@ -107,8 +107,11 @@ func processAlive(pid int) bool {
 	if err != nil {
 		return false
 	}
-	// A zombie has an empty cmdline: it has exited.
-	return strings.Contains(string(cmdline), "s3blk")
+	// A zombie has an empty cmdline: it has exited. A live PID that was
+	// reused by another program is not a mount daemon: the daemon runs as
+	// "<binary> mount ...", whatever the binary is called.
+	args := strings.Split(string(cmdline), "\x00")
+	return len(args) > 1 && args[1] == "mount"
 }
 
 func readPID(path string) (int, error) {

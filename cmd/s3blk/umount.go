@@ -58,6 +58,7 @@ func runUmount(args []string) error {
 		time.Sleep(50 * time.Millisecond)
 	}
 	data, err := os.ReadFile(statusFile(mnt))
+	os.Remove(statusFile(mnt)) // read once; leftovers would pile up in the runtime directory
 	if err != nil {
 		return fmt.Errorf("the daemon exited without reporting its result; check its log")
 	}
