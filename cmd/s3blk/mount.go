@@ -66,7 +66,7 @@ func runMount(args []string) error {
 	fs.BoolVar(&f.readOnly, "read-only", false, "mount read-only (takes no lock)")
 	fs.BoolVar(&f.force, "force", false, "break a stale mount lock (only if the holder is dead!)")
 	fs.BoolVar(&f.directIO, "direct-io", true, "bypass the kernel page cache for the file")
-	f.cacheSize = sizeFlag(fs, "cache-size", 256<<20, "memory for cached blocks")
+	f.cacheSize = sizeFlag(fs, "cache-size", 256<<20, "memory for blocks: cached, dirty and being uploaded")
 	f.maxDirty = sizeFlag(fs, "max-dirty", 0, "dirty bytes before writers wait (default: half the cache)")
 	f.maxWrite = sizeFlag(fs, "max-write", 1<<20, "largest FUSE read/write request")
 	fs.IntVar(&f.maxBackground, "max-background", 64, "FUSE background request limit")
@@ -313,15 +313,23 @@ func serve(url, mnt string, f *mountFlags, ready *os.File) (err error) {
 			}
 		}()
 	}
+	// --cache-size is all the memory for blocks, so that the daemon's size
+	// is predictable: the cache proper gets what is left after each
+	// uploader's two buffers (a snapshot and the encoded object), unless
+	// that would halve it (tiny caches, for tests).
+	cacheBytes := *f.cacheSize.v
+	if uploadBuffers := int64(2 * max(f.uploaders, 1) * h.BlockSize); cacheBytes-uploadBuffers >= cacheBytes/2 {
+		cacheBytes -= uploadBuffers
+	}
 	c := cache.New(vol, h.Blocks(), cache.Config{
-		Size: *f.cacheSize.v, MaxDirty: *f.maxDirty.v, Uploaders: f.uploaders,
+		Size: cacheBytes, MaxDirty: *f.maxDirty.v, Uploaders: f.uploaders,
 		ReadAhead: f.readAhead, WriteDelay: f.writeDelay, FlushTimeout: f.flushTimeout,
 		ReadOnly: f.readOnly, Logger: log,
 	}, st)
 	cfg := c.Config()
 	// Keep the Go heap near the configured cache: block buffers, one
 	// snapshot and one encode buffer per uploader, and FUSE request buffers.
-	debug.SetMemoryLimit(cfg.Size + int64(2*cfg.Uploaders*h.BlockSize) + 64<<20)
+	debug.SetMemoryLimit(cfg.Size + int64(2*cfg.Uploaders*h.BlockSize) + 48<<20)
 	c.Start()
 	server, err := fusefs.Mount(mnt, c, st, fusefs.Options{
 		FsName: store.Describe(), MaxWrite: int(*f.maxWrite.v), MaxBackground: f.maxBackground,
