@@ -1,7 +1,6 @@
 package stream
 
 import (
-	"bytes"
 	"context"
 	"crypto/hmac"
 	"crypto/rand"
@@ -159,15 +158,13 @@ func checkPutTarget(ctx context.Context, store blockstore.Store, force bool) err
 	return fmt.Errorf("%s %w%s: use --force to replace it", store.Describe(), ErrExists, what)
 }
 
-// putManifest creates the manifest. A create that S3 applied but whose
-// answer was lost shows up, when retried, as an existing identical object.
+// putManifest creates the manifest. (A create that S3 applied but whose
+// answer was lost is recognised by PutIfAbsent itself: ErrExists means
+// another writer's manifest.)
 func putManifest(ctx context.Context, store blockstore.Store, data []byte, cfg *Config) error {
 	return retry(ctx, cfg, "writing the manifest", func() error {
 		err := store.PutIfAbsent(ctx, ManifestKey, data)
 		if errors.Is(err, blockstore.ErrExists) {
-			if got, gerr := blockstore.GetBuffer(ctx, store, ManifestKey, nil, len(data)); gerr == nil && bytes.Equal(got, data) {
-				return nil
-			}
 			return errPermanent{errors.New("another put wrote a manifest meanwhile")}
 		}
 		return err

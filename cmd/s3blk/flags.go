@@ -8,6 +8,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/s3blk/s3blk/blockstore"
@@ -179,6 +180,14 @@ func (s *storeFlags) open(ctx context.Context, rawURL string, onRetry func(error
 	return blockstore.Open(ctx, loc, blockstore.S3Options{
 		Endpoint: s.endpoint, Region: s.region, PathStyle: s.pathStyle, OnRetry: onRetry, IdleTimeout: s.requestTimeout,
 	})
+}
+
+// openCounting is open with a count of the requests retried, for a
+// command's summary.
+func (s *storeFlags) openCounting(ctx context.Context, rawURL string) (blockstore.Store, *atomic.Int64, error) {
+	retried := new(atomic.Int64)
+	store, err := s.open(ctx, rawURL, func(error) { retried.Add(1) })
+	return store, retried, err
 }
 
 // openVolume opens the store at rawURL and reads its volume header.

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"flag"
 	"fmt"
@@ -220,6 +221,23 @@ func TestParseArgsHelp(t *testing.T) {
 		var ue usageError
 		if errors.As(err, &ue) {
 			t.Errorf("parseArgs(%q): --help reported as a usage error", args)
+		}
+	}
+}
+
+// A request timeout that is not positive is refused before any request.
+func TestRequestTimeoutMustBePositive(t *testing.T) {
+	for _, v := range []string{"0s", "-1s"} {
+		fs := flag.NewFlagSet("t", flag.ContinueOnError)
+		var sf storeFlags
+		sf.register(fs)
+		if err := fs.Parse([]string{"--request-timeout", v}); err != nil {
+			t.Fatal(err)
+		}
+		_, err := sf.open(context.Background(), "s3://bucket/vol", nil)
+		var ue usageError
+		if !errors.As(err, &ue) || !strings.Contains(err.Error(), "--request-timeout") {
+			t.Errorf("--request-timeout %s: %v; want a usage error naming the flag", v, err)
 		}
 	}
 }

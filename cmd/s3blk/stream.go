@@ -18,7 +18,6 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"syscall"
 	"text/tabwriter"
 	"time"
@@ -157,8 +156,7 @@ func runPut(args []string) error {
 
 	ctx, stop := signalContext()
 	defer stop()
-	var retried atomic.Int64
-	store, err := f.sf.open(ctx, pos[0], func(error) { retried.Add(1) })
+	store, retried, err := f.sf.openCounting(ctx, pos[0])
 	if err != nil {
 		return err
 	}
@@ -330,8 +328,7 @@ func runGet(args []string) error {
 	signal.Ignore(syscall.SIGPIPE)
 	ctx, stop := signalContext()
 	defer stop()
-	var retried atomic.Int64
-	store, err := f.sf.open(ctx, pos[0], func(error) { retried.Add(1) })
+	store, retried, err := f.sf.openCounting(ctx, pos[0])
 	if err != nil {
 		return err
 	}
