@@ -15,6 +15,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -50,6 +51,7 @@ type harness struct {
 	t      *testing.T
 	bucket string
 	client *s3.Client
+	pidsMu *sync.Mutex    // shared by copies (harness.in): parallel subtests mount at once
 	pids   map[string]int // mountpoint -> daemon PID, as `s3blk mount` reported it
 	// passFile holds the passphrase every command gets by default (through
 	// S3BLK_PASSPHRASE_FILE), so volumes are encrypted as users' are.
@@ -72,7 +74,7 @@ func writePassFile(t *testing.T, pass string) string {
 func newHarness(t *testing.T) *harness {
 	t.Helper()
 	testenv.NeedRoot(t)
-	return &harness{t: t, bucket: testenv.Bucket(t), client: testenv.S3Client(t), pids: map[string]int{},
+	return &harness{t: t, bucket: testenv.Bucket(t), client: testenv.S3Client(t), pids: map[string]int{}, pidsMu: new(sync.Mutex),
 		passFile: writePassFile(t, testPassphrase)}
 }
 
@@ -162,7 +164,10 @@ func (h *harness) mountWith(bin, url, mnt string, extra ...string) {
 	if m == nil {
 		h.t.Fatalf("s3blk mount did not report the daemon PID: %q", r.stderr)
 	}
-	h.pids[mnt], _ = strconv.Atoi(m[1])
+	pid, _ := strconv.Atoi(m[1])
+	h.pidsMu.Lock()
+	h.pids[mnt] = pid
+	h.pidsMu.Unlock()
 	h.t.Cleanup(func() {
 		if isMounted(mnt) {
 			if r := h.s3blk("umount", mnt); r.code != 0 {
@@ -227,7 +232,9 @@ func (h *harness) blockObjects(vol string) int {
 // daemonPID returns the PID of the daemon serving mnt.
 func (h *harness) daemonPID(mnt string) int {
 	h.t.Helper()
+	h.pidsMu.Lock()
 	pid, ok := h.pids[mnt]
+	h.pidsMu.Unlock()
 	if !ok {
 		h.t.Fatalf("no daemon mounted at %s by this test", mnt)
 	}
