@@ -6,7 +6,6 @@ import (
 	"crypto/sha256"
 	"errors"
 	"fmt"
-	"hash"
 	"io"
 	"runtime/debug"
 	"strconv"
@@ -140,13 +139,6 @@ func (r *Reader) Verify(ctx context.Context, bad func(index int, err error)) err
 // errDigest means every chunk was good but the stream digest differs.
 var errDigest = fmt.Errorf("%w: the whole-stream digest does not match the manifest", ErrCorrupt)
 
-func (r *Reader) newDigest() hash.Hash {
-	if r.digestKey != nil {
-		return hmac.New(sha256.New, r.digestKey)
-	}
-	return sha256.New()
-}
-
 // slot is one place in the reorder window.
 type slot struct {
 	ready   chan struct{} // a value when payload or err is set
@@ -196,7 +188,10 @@ func (r *Reader) each(ctx context.Context, hashObjects bool, fn func(i int, plai
 	if r.codec.compress && n > 0 {
 		scratch = make([]byte, 0, r.m.ChunkSize)
 	}
-	digest := r.newDigest()
+	digest, err := newStreamDigest(r.m.Digest.Algorithm, r.digestKey)
+	if err != nil {
+		return err
+	}
 	allGood := true
 	for i := range n {
 		s := &slots[i%window]
@@ -209,7 +204,7 @@ func (r *Reader) each(ctx context.Context, hashObjects bool, fn func(i int, plai
 			}
 		}
 		if err == nil {
-			digest.Write(plain)
+			digest.add(plain)
 		} else {
 			allGood = false
 		}
@@ -225,7 +220,7 @@ func (r *Reader) each(ctx context.Context, hashObjects bool, fn func(i int, plai
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	if allGood && !hmac.Equal(digest.Sum(nil), r.m.Digest.Value[:]) {
+	if got := digest.sum(); allGood && !hmac.Equal(got[:], r.m.Digest.Value[:]) {
 		return errDigest
 	}
 	return nil

@@ -24,8 +24,6 @@ const (
 	CompressionNone   = "none"
 	EncryptionXChaCha = "xchacha20poly1305"
 	EncryptionNone    = "none"
-	DigestSHA256      = "sha256"      // of the plaintext stream, unencrypted streams
-	DigestHMAC        = "hmac-sha256" // keyed, encrypted streams: no plaintext oracle
 
 	idSize = 16
 	// maxManifestSize bounds what is read as a manifest.
@@ -164,12 +162,8 @@ func (m *Manifest) validate() error {
 	if _, err := hex.DecodeString(m.StreamID); err != nil {
 		return fmt.Errorf("bad stream ID %q", m.StreamID)
 	}
-	wantDigest := DigestSHA256
-	if m.Encrypted() {
-		wantDigest = DigestHMAC
-	}
-	if m.Digest.Algorithm != wantDigest {
-		return fmt.Errorf("digest algorithm %q, want %q", m.Digest.Algorithm, wantDigest)
+	if !digestAlgorithmOK(m.Digest.Algorithm, m.Encrypted()) {
+		return fmt.Errorf("digest algorithm %q does not fit encryption %q", m.Digest.Algorithm, m.Encryption)
 	}
 	want := (m.Size + int64(m.ChunkSize) - 1) / int64(m.ChunkSize)
 	if int64(len(m.Chunks)) != want {

@@ -2,13 +2,11 @@ package stream
 
 import (
 	"context"
-	"crypto/hmac"
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"hash"
 	"io"
 	"runtime/debug"
 	"strconv"
@@ -32,7 +30,7 @@ type putter struct {
 	// its input buffer for a spare, so the count of buffers never changes.
 	spares  chan []byte
 	bufSize int
-	digest  hash.Hash
+	digest  *streamDigest
 
 	// Written by the reader goroutine, read after it is done.
 	size  int64
@@ -71,17 +69,23 @@ func Put(ctx context.Context, store blockstore.Store, r io.Reader, cfg Config) (
 	if cfg.NoCompression {
 		m.Compression = CompressionNone
 	}
-	p := &putter{cfg: &cfg, store: store, codec: &chunkCodec{id: id, compress: !cfg.NoCompression}, digest: sha256.New()}
-	var master crypto.Key
+	p := &putter{cfg: &cfg, store: store, codec: &chunkCodec{id: id, compress: !cfg.NoCompression}}
+	var (
+		master    crypto.Key
+		digestKey []byte
+		err       error
+	)
 	if !cfg.NoEncryption {
-		var err error
 		if master, err = newStreamKey(m, id, cfg.Passphrase); err != nil {
 			return nil, err
 		}
 		if p.codec.aead, err = crypto.NewAEAD(master.Derive(crypto.PurposeStreamChunk, id[:])); err != nil {
 			return nil, err
 		}
-		p.digest = hmac.New(sha256.New, master.Derive(crypto.PurposeStreamDigest, id[:]))
+		digestKey = master.Derive(crypto.PurposeStreamDigest, id[:])
+	}
+	if p.digest, err = newStreamDigest(m.Digest.Algorithm, digestKey); err != nil {
+		return nil, err
 	}
 	// From here on, an error leaves the stream INCOMPLETE.
 	incomplete := func(err error) error {
@@ -99,7 +103,7 @@ func Put(ctx context.Context, store blockstore.Store, r io.Reader, cfg Config) (
 		return nil, incomplete(fmt.Errorf("deleting leftover chunks: %w", err))
 	}
 	m.Size, m.Chunks = p.size, p.chunks
-	copy(m.Digest.Value[:], p.digest.Sum(nil))
+	m.Digest.Value = p.digest.sum()
 	data, err := m.seal(&master)
 	if err != nil {
 		return nil, incomplete(err)
@@ -115,7 +119,7 @@ func Put(ctx context.Context, store blockstore.Store, r io.Reader, cfg Config) (
 // allocated, so that the two never add up in the peak.
 func newStreamKey(m *Manifest, id [idSize]byte, passphrase func() ([]byte, error)) (crypto.Key, error) {
 	m.Encryption = EncryptionXChaCha
-	m.Digest.Algorithm = DigestHMAC
+	m.Digest.Algorithm = encryptedDigest
 	if passphrase == nil {
 		return crypto.Key{}, errors.New("encryption needs a passphrase")
 	}
@@ -246,7 +250,7 @@ func (p *putter) read(ctx context.Context, r io.Reader, jobs chan<- job) error {
 		if index >= maxChunks {
 			return fmt.Errorf("the input is longer than %d chunks of %d bytes: use a larger --chunk-size", maxChunks, p.cfg.ChunkSize)
 		}
-		p.digest.Write(buf[head : head+n])
+		p.digest.add(buf[head : head+n])
 		p.size += int64(n)
 		p.count = index + 1
 		if p.cfg.Progress != nil {
