@@ -3,8 +3,11 @@ package blockstore
 import (
 	"bytes"
 	"context"
+	"encoding/base64"
+	"encoding/binary"
 	"errors"
 	"fmt"
+	"hash/crc32"
 	"math"
 	"net"
 	"net/http"
@@ -288,7 +291,17 @@ func (s *S3) put(ctx context.Context, key string, data []byte, ifAbsent bool) er
 	if ifAbsent {
 		in.IfNoneMatch = aws.String("*")
 	}
-	_, err := s.client.PutObject(ctx, in)
+	// The object's CRC-32C goes in the signed x-amz-checksum-crc32c header
+	// and the payload is signed as UNSIGNED-PAYLOAD, as the SDK does over
+	// HTTPS. S3 refuses a body that does not match, so a damaged upload is
+	// never stored; over plain HTTP this spares the SDK and the server a
+	// SHA-256 of every block for the signature (0.7 CPU-seconds per GiB
+	// here, on each side). A block is checked again when read, by its own
+	// SHA-256 or AEAD tag.
+	crc := binary.BigEndian.AppendUint32(nil, crc32.Checksum(data, castagnoli))
+	in.ChecksumAlgorithm = types.ChecksumAlgorithmCrc32c
+	in.ChecksumCRC32C = aws.String(base64.StdEncoding.EncodeToString(crc))
+	_, err := s.client.PutObject(ctx, in, s3.WithAPIOptions(unsignedPayload))
 	if err != nil {
 		var re *awshttp.ResponseError
 		if ifAbsent && errors.As(err, &re) && re.HTTPStatusCode() == http.StatusPreconditionFailed {

@@ -11,6 +11,7 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"hash/crc32"
 	"io"
 	"io/fs"
 	"os"
@@ -65,12 +66,6 @@ func (s *S3) PutSHA256(ctx context.Context, key string, data []byte, sum [32]byt
 	// SHA-256. The signed x-amz-checksum-sha256 header already binds the
 	// body to the signature, so sign it as UNSIGNED-PAYLOAD, as the SDK
 	// does over HTTPS: one hash on each side, integrity end to end.
-	unsignedPayload := func(stack *middleware.Stack) error {
-		return stack.Build.Add(middleware.BuildMiddlewareFunc("s3blkUnsignedPayload",
-			func(ctx context.Context, in middleware.BuildInput, next middleware.BuildHandler) (middleware.BuildOutput, middleware.Metadata, error) {
-				return next.HandleBuild(v4.SetPayloadHash(ctx, "UNSIGNED-PAYLOAD"), in)
-			}), middleware.After)
-	}
 	if _, err := s.client.PutObject(ctx, in, s3.WithAPIOptions(unsignedPayload)); err != nil {
 		return fmt.Errorf("put %s: %w", key, err)
 	}
@@ -143,3 +138,12 @@ func (l *Local) GetBuffer(ctx context.Context, key string, buf []byte, max int) 
 	}
 	return readSized(f, key, fi.Size(), buf, max)
 }
+
+func unsignedPayload(stack *middleware.Stack) error {
+	return stack.Build.Add(middleware.BuildMiddlewareFunc("s3blkUnsignedPayload",
+		func(ctx context.Context, in middleware.BuildInput, next middleware.BuildHandler) (middleware.BuildOutput, middleware.Metadata, error) {
+			return next.HandleBuild(v4.SetPayloadHash(ctx, "UNSIGNED-PAYLOAD"), in)
+		}), middleware.After)
+}
+
+var castagnoli = crc32.MakeTable(crc32.Castagnoli)
