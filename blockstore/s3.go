@@ -18,11 +18,13 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/aws/retry"
+	v4 "github.com/aws/aws-sdk-go-v2/aws/signer/v4"
 	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
 	"github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/aws-sdk-go-v2/service/s3/types"
 	"github.com/aws/smithy-go"
+	"github.com/aws/smithy-go/middleware"
 )
 
 // S3Options configures the S3 store. Zero values mean "from the AWS
@@ -319,6 +321,17 @@ func (s *S3) put(ctx context.Context, key string, data []byte, ifAbsent bool) er
 	}
 	return nil
 }
+
+// unsignedPayload signs a PutObject's body as UNSIGNED-PAYLOAD: for
+// requests whose signed checksum header already binds the body.
+func unsignedPayload(stack *middleware.Stack) error {
+	return stack.Build.Add(middleware.BuildMiddlewareFunc("s3blkUnsignedPayload",
+		func(ctx context.Context, in middleware.BuildInput, next middleware.BuildHandler) (middleware.BuildOutput, middleware.Metadata, error) {
+			return next.HandleBuild(v4.SetPayloadHash(ctx, "UNSIGNED-PAYLOAD"), in)
+		}), middleware.After)
+}
+
+var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 
 func (s *S3) Put(ctx context.Context, key string, data []byte) error {
 	return s.put(ctx, key, data, false)

@@ -11,16 +11,13 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
-	"hash/crc32"
 	"io"
 	"io/fs"
 	"os"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
-	v4 "github.com/aws/aws-sdk-go-v2/aws/signer/v4"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/aws-sdk-go-v2/service/s3/types"
-	"github.com/aws/smithy-go/middleware"
 )
 
 // BufferGetter is implemented by stores that can read an object into a
@@ -138,12 +135,3 @@ func (l *Local) GetBuffer(ctx context.Context, key string, buf []byte, max int) 
 	}
 	return readSized(f, key, fi.Size(), buf, max)
 }
-
-func unsignedPayload(stack *middleware.Stack) error {
-	return stack.Build.Add(middleware.BuildMiddlewareFunc("s3blkUnsignedPayload",
-		func(ctx context.Context, in middleware.BuildInput, next middleware.BuildHandler) (middleware.BuildOutput, middleware.Metadata, error) {
-			return next.HandleBuild(v4.SetPayloadHash(ctx, "UNSIGNED-PAYLOAD"), in)
-		}), middleware.After)
-}
-
-var castagnoli = crc32.MakeTable(crc32.Castagnoli)
