@@ -373,6 +373,7 @@ func (r *results) render() string {
 
 	b.WriteString("\n## Targets (issue 6)\n\n")
 	r.targetTable(&b)
+	b.WriteString("\nWhy each unmet target is where it is: README.md, \"Where the targets stand\".\n")
 	b.WriteString("\n## Results\n\n")
 	r.mainTable(&b)
 	b.WriteString("\n## Memory\n\n")
