@@ -54,7 +54,7 @@ func TestRandomOpsMatchModel(t *testing.T) {
 		{"tiny", 1, cache.Config{Size: 4 * bs, MaxDirty: 2 * bs, Uploaders: 2, ReadAhead: 4}, 0, 0},
 		{"small-delayed-write", 2, cache.Config{Size: 8 * bs, MaxDirty: 4 * bs, Uploaders: 4, WriteDelay: 5 * time.Millisecond}, 0, 0},
 		{"one-uploader-slow-listing", 3, cache.Config{Size: 6 * bs, MaxDirty: 3 * bs, Uploaders: 1, WriteDelay: time.Millisecond}, 30 * time.Millisecond, 0},
-		{"dirty-equals-half", 4, cache.Config{Size: 8 * bs, Uploaders: 16, WriteDelay: time.Millisecond}, 0, 200 * time.Microsecond},
+		{"default-max-dirty", 4, cache.Config{Size: 8 * bs, Uploaders: 16, WriteDelay: time.Millisecond}, 0, 200 * time.Microsecond},
 		{"no-readahead", 5, cache.Config{Size: 5 * bs, MaxDirty: bs, Uploaders: 3, ReadAhead: -1, WriteDelay: time.Millisecond}, 5 * time.Millisecond, 0},
 	}
 	for _, tc := range cases {

@@ -67,7 +67,7 @@ func runMount(args []string) error {
 	fs.BoolVar(&f.force, "force", false, "break a stale mount lock (only if the holder is dead!)")
 	fs.BoolVar(&f.directIO, "direct-io", true, "bypass the kernel page cache for the file")
 	f.cacheSize = sizeFlag(fs, "cache-size", 256<<20, "memory for blocks: cached, dirty and being uploaded")
-	f.maxDirty = sizeFlag(fs, "max-dirty", 0, "dirty bytes before writers wait (default: half the cache)")
+	f.maxDirty = sizeFlag(fs, "max-dirty", 0, "dirty bytes before writers wait (default: 3/4 of the cache)")
 	f.maxWrite = sizeFlag(fs, "max-write", 1<<20, "largest FUSE read/write request")
 	fs.IntVar(&f.maxBackground, "max-background", 64, "FUSE background request limit")
 	fs.IntVar(&f.uploaders, "uploaders", 16, "parallel uploads")
