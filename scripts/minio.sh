@@ -15,10 +15,16 @@ MINIO=$(go env GOPATH)/bin/minio
 
 port_in_use() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 
+# free_port picks a port below the kernel's ephemeral range, so that the
+# local end of some outgoing connection cannot already hold it (a connect
+# test does not see those, and MinIO's bind would fail), nor take it while
+# MinIO is down for an outage test.
 free_port() {
-	local p
+	local p lo=10000 hi
+	hi=$(awk '{ print $1 - 1 }' /proc/sys/net/ipv4/ip_local_port_range 2>/dev/null || echo 32767)
+	((hi > lo + 1000)) || hi=$((lo + 20000))
 	for _ in $(seq 1 200); do
-		p=$((20000 + RANDOM % 30000))
+		p=$((lo + RANDOM % (hi - lo)))
 		port_in_use "$p" || { echo "$p"; return; }
 	done
 	echo "minio.sh: no free port" >&2
@@ -49,11 +55,16 @@ launch() {
 	for _ in $(seq 1 300); do
 		if curl -sf "http://127.0.0.1:$port/minio/health/live" >/dev/null 2>&1; then
 			env_lines
-			exit 0
+			return 0
 		fi
 		kill -0 "$(cat "$DIR/pid")" 2>/dev/null || break
 		sleep 0.1
 	done
+	kill_minio KILL
+	return 1
+}
+
+failed() {
 	echo "minio.sh: MinIO did not start; its log:" >&2
 	cat "$DIR/log" >&2
 	exit 1
@@ -77,7 +88,13 @@ start)
 	fi
 	rm -rf "$DIR"
 	mkdir -p "$DIR/data"
-	launch "$(free_port)"
+	# Another MinIO starting at the same moment may take the same free
+	# port: then try another.
+	for _ in 1 2 3; do
+		launch "$(free_port)" && exit 0
+		grep -q "already in use" "$DIR/log" || break
+	done
+	failed
 	;;
 stop)
 	kill_minio TERM
@@ -88,7 +105,7 @@ down)
 	;;
 up)
 	[ -f "$DIR/port" ] || { echo "minio.sh: no MinIO state in $DIR" >&2; exit 1; }
-	launch "$(cat "$DIR/port")" >/dev/null
+	launch "$(cat "$DIR/port")" >/dev/null || failed
 	;;
 env)
 	env_lines
