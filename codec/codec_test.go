@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/s3blk/s3blk/codec"
+	"github.com/s3blk/s3blk/crypto"
 )
 
 const testBlockSize = 4096
@@ -262,15 +263,21 @@ func FuzzDecode(f *testing.F) {
 
 	zc := &codec.Codec{VolumeID: volA, BlockSize: bs, Compress: true}
 	f.Add(uint64(3), zc.Encode(3, make([]byte, bs), nil))
-	enc := &codec.Codec{VolumeID: volA, BlockSize: bs, Compress: true, AEAD: testAEAD(f)}
-	f.Add(uint64(3), enc.Encode(3, plain, nil))
-	f.Add(uint64(3), enc.Encode(3, make([]byte, bs), nil))
+	var sealed []*codec.Codec // one per cipher
+	for _, cipher := range crypto.Ciphers() {
+		enc := &codec.Codec{VolumeID: volA, BlockSize: bs, Compress: true, AEAD: testAEAD(f, cipher)}
+		f.Add(uint64(3), enc.Encode(3, plain, nil))
+		f.Add(uint64(3), enc.Encode(3, make([]byte, bs), nil))
+		sealed = append(sealed, enc)
+	}
 
 	f.Fuzz(func(t *testing.T, index uint64, obj []byte) {
 		// Encrypted objects cannot be forged by the fuzzer; it must only
 		// never panic and always say ErrCorrupt.
-		if err := enc.Decode(index, bytes.Clone(obj), make([]byte, bs)); err != nil && !errors.Is(err, codec.ErrCorrupt) {
-			t.Fatalf("encrypted Decode error %v is not ErrCorrupt", err)
+		for _, enc := range sealed {
+			if err := enc.Decode(index, bytes.Clone(obj), make([]byte, bs)); err != nil && !errors.Is(err, codec.ErrCorrupt) {
+				t.Fatalf("encrypted Decode error %v is not ErrCorrupt", err)
+			}
 		}
 		for _, cc := range []*codec.Codec{c, zc, big} {
 			dst := make([]byte, cc.BlockSize)

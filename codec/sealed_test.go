@@ -3,33 +3,58 @@ package codec_test
 import (
 	"bytes"
 	"encoding/binary"
+	"slices"
 	"testing"
 
 	"github.com/s3blk/s3blk/codec"
 	"github.com/s3blk/s3blk/crypto"
 )
 
-func testAEAD(t testing.TB) *crypto.AEAD {
+// testAEAD is a fresh key's block AEAD with cipher ("": the default).
+func testAEAD(t testing.TB, cipher string) *crypto.AEAD {
 	k, err := crypto.NewKey()
 	if err != nil {
 		t.Fatal(err)
 	}
-	a, err := crypto.NewAEAD(k.Derive(crypto.PurposeBlock, volA[:]))
+	if cipher == "" {
+		cipher = crypto.DefaultCipher()
+	}
+	a, err := k.NewDataAEAD(cipher, crypto.PurposeBlock, volA[:])
 	if err != nil {
 		t.Fatal(err)
 	}
 	return a
 }
 
-// configs are every combination a volume can use.
+// configs are every combination a volume can use: "sealed" and
+// "sealed+zstd" with the default cipher, and "sealed/CIPHER",
+// "sealed+zstd/CIPHER" with each cipher.
 func configs(t testing.TB) map[string]*codec.Codec {
-	a := testAEAD(t)
-	return map[string]*codec.Codec{
+	a := testAEAD(t, "")
+	cs := map[string]*codec.Codec{
 		"plain":       {VolumeID: volA, BlockSize: testBlockSize},
 		"zstd":        {VolumeID: volA, BlockSize: testBlockSize, Compress: true},
 		"sealed":      {VolumeID: volA, BlockSize: testBlockSize, AEAD: a},
 		"sealed+zstd": {VolumeID: volA, BlockSize: testBlockSize, Compress: true, AEAD: a},
 	}
+	for _, cipher := range crypto.Ciphers() {
+		a := testAEAD(t, cipher)
+		cs["sealed/"+cipher] = &codec.Codec{VolumeID: volA, BlockSize: testBlockSize, AEAD: a}
+		cs["sealed+zstd/"+cipher] = &codec.Codec{VolumeID: volA, BlockSize: testBlockSize, Compress: true, AEAD: a}
+	}
+	return cs
+}
+
+// sealedConfigs names the configs that encrypt.
+func sealedConfigs(t testing.TB) []string {
+	var names []string
+	for name, c := range configs(t) {
+		if c.AEAD != nil {
+			names = append(names, name)
+		}
+	}
+	slices.Sort(names)
+	return names
 }
 
 // text is a compressible block: what a filesystem full of logs looks like.
@@ -74,7 +99,7 @@ func TestCompressionKeptOnlyWhenSmaller(t *testing.T) {
 }
 
 func TestSealedObjectsHideAndNeverRepeat(t *testing.T) {
-	for _, name := range []string{"sealed", "sealed+zstd"} {
+	for _, name := range sealedConfigs(t) {
 		c := configs(t)[name]
 		a, b := c.Encode(7, text(), nil), c.Encode(7, text(), nil)
 		if bytes.Contains(a, []byte("secret plaintext")) {
@@ -96,7 +121,7 @@ func TestNoDowngradeOrUpgrade(t *testing.T) {
 	mustDecodeFail(t, cs["plain"], 3, sealedObj, "sealed object in an unencrypted volume")
 	// Another key (another volume, or a wrong passphrase that got this far).
 	other := *cs["sealed"]
-	other.AEAD = testAEAD(t)
+	other.AEAD = testAEAD(t, "")
 	mustDecodeFail(t, &other, 3, sealedObj, "sealed under another key")
 	// The header is authenticated: clearing the zstd flag of a compressed
 	// sealed object, or setting a generation, is refused.
@@ -126,7 +151,7 @@ func TestDecompressionBombRefused(t *testing.T) {
 }
 
 func BenchmarkEncode(b *testing.B) {
-	for _, name := range []string{"plain", "sealed", "sealed+zstd"} {
+	for _, name := range append([]string{"plain"}, sealedConfigs(b)...) {
 		for kind, plain := range map[string][]byte{"random": randomBlock(13, 1<<20), "text": bytes.Repeat(text(), 256)} {
 			b.Run(name+"/"+kind, func(b *testing.B) {
 				c := *configs(b)[name]
@@ -142,7 +167,7 @@ func BenchmarkEncode(b *testing.B) {
 }
 
 func BenchmarkDecode(b *testing.B) {
-	for _, name := range []string{"plain", "sealed", "sealed+zstd"} {
+	for _, name := range append([]string{"plain"}, sealedConfigs(b)...) {
 		for kind, plain := range map[string][]byte{"random": randomBlock(13, 1<<20), "text": bytes.Repeat(text(), 256)} {
 			b.Run(name+"/"+kind, func(b *testing.B) {
 				c := *configs(b)[name]

@@ -3,23 +3,33 @@ package crypto
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"testing"
 )
 
-func testAEAD(t testing.TB) *AEAD {
+func testAEAD(t testing.TB, cipher string) *AEAD {
 	k, err := NewKey()
 	if err != nil {
 		t.Fatal(err)
 	}
-	a, err := NewAEAD(k.Derive(PurposeBlock, []byte("vol")))
+	a, err := k.NewDataAEAD(cipher, PurposeBlock, []byte("vol"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	return a
 }
 
-func TestSealOpen(t *testing.T) {
-	a := testAEAD(t)
+// eachCipher runs fn as a subtest for every data cipher.
+func eachCipher(t *testing.T, fn func(t *testing.T, cipher string)) {
+	for _, c := range Ciphers() {
+		t.Run(c, func(t *testing.T) { fn(t, c) })
+	}
+}
+
+func TestSealOpen(t *testing.T) { eachCipher(t, testSealOpen) }
+
+func testSealOpen(t *testing.T, cipher string) {
+	a := testAEAD(t, cipher)
 	msg := []byte("attack at dawn")
 	ad := []byte("block 7")
 	sealed := a.Seal([]byte("prefix"), msg, ad)
@@ -54,8 +64,43 @@ func TestSealOpen(t *testing.T) {
 	if _, err := a.Open(nil, sealed[:3], ad); !errors.Is(err, ErrAuth) {
 		t.Fatalf("short: err = %v", err)
 	}
-	if _, err := testAEAD(t).Open(nil, sealed, ad); !errors.Is(err, ErrAuth) {
+	if _, err := testAEAD(t, cipher).Open(nil, sealed, ad); !errors.Is(err, ErrAuth) {
 		t.Fatalf("other key: err = %v", err)
+	}
+}
+
+// One master key, two ciphers: different subkeys and algorithms, so what
+// one seals the other never opens, and an unknown cipher is refused.
+func TestDataCiphersAreSeparate(t *testing.T) {
+	k, _ := NewKey()
+	id := []byte("vol")
+	x, err1 := k.NewDataAEAD(XAES256GCM, PurposeBlock, id)
+	c, err2 := k.NewDataAEAD(XChaCha20Poly1305, PurposeBlock, id)
+	if err1 != nil || err2 != nil {
+		t.Fatal(err1, err2)
+	}
+	msg := []byte("one block")
+	if _, err := c.Open(nil, x.Seal(nil, msg, nil), nil); !errors.Is(err, ErrAuth) {
+		t.Fatalf("XChaCha20-Poly1305 opened an XAES-256-GCM message: %v", err)
+	}
+	if _, err := x.Open(nil, c.Seal(nil, msg, nil), nil); !errors.Is(err, ErrAuth) {
+		t.Fatalf("XAES-256-GCM opened an XChaCha20-Poly1305 message: %v", err)
+	}
+	// XChaCha20-Poly1305 keeps the first format's subkey, so old volumes open.
+	old, _ := NewAEAD(k.Derive(PurposeBlock, id))
+	if got, err := old.Open(nil, c.Seal(nil, msg, nil), nil); err != nil || !bytes.Equal(got, msg) {
+		t.Fatalf("the first format's key does not open XChaCha20-Poly1305: %q, %v", got, err)
+	}
+	if _, err := k.NewDataAEAD("aes128cbc", PurposeBlock, id); err == nil {
+		t.Fatal("an unknown cipher was accepted")
+	}
+	for _, name := range Ciphers() {
+		if !KnownCipher(name) {
+			t.Fatalf("%s is listed but not known", name)
+		}
+	}
+	if !KnownCipher(DefaultCipher()) || KnownCipher("none") {
+		t.Fatal("KnownCipher is wrong")
 	}
 }
 
@@ -145,9 +190,9 @@ func TestMAC(t *testing.T) {
 	}
 }
 
-func benchmarkAEAD(b *testing.B, open bool) {
-	a := testAEAD(b)
-	msg := make([]byte, 1<<20)
+func benchmarkAEAD(b *testing.B, cipher string, size int, open bool) {
+	a := testAEAD(b, cipher)
+	msg := make([]byte, size)
 	ad := []byte("ad")
 	sealed := a.Seal(nil, msg, ad)
 	buf := make([]byte, 0, len(sealed))
@@ -163,12 +208,24 @@ func benchmarkAEAD(b *testing.B, open bool) {
 	}
 }
 
-// BenchmarkSeal and BenchmarkOpen give the AEAD's throughput on one core.
-func BenchmarkSeal(b *testing.B) { benchmarkAEAD(b, false) }
-func BenchmarkOpen(b *testing.B) { benchmarkAEAD(b, true) }
+// BenchmarkCiphers gives each data cipher's throughput on one core, for
+// 4 KiB and 1 MiB messages (the smallest and the default block size).
+func BenchmarkCiphers(b *testing.B) {
+	for _, c := range Ciphers() {
+		for _, size := range []int{4 << 10, 1 << 20} {
+			for _, op := range []string{"seal", "open"} {
+				b.Run(fmt.Sprintf("%s/%dK/%s", c, size>>10, op), func(b *testing.B) {
+					benchmarkAEAD(b, c, size, op == "open")
+				})
+			}
+		}
+	}
+}
 
-func TestSealOpenInPlace(t *testing.T) {
-	a := testAEAD(t)
+func TestSealOpenInPlace(t *testing.T) { eachCipher(t, testSealOpenInPlace) }
+
+func testSealOpenInPlace(t *testing.T, cipher string) {
+	a := testAEAD(t, cipher)
 	msg := []byte("in place, no second buffer")
 	buf := make([]byte, NonceSize+len(msg), NonceSize+len(msg)+TagSize)
 	copy(buf[NonceSize:], msg)

@@ -20,6 +20,8 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
+
+	"github.com/s3blk/s3blk/crypto"
 )
 
 // The tests of issue 3: encrypted and checksummed blocks, end to end. They
@@ -199,11 +201,13 @@ func TestCryptoNoPlaintext(t *testing.T) {
 	for _, c := range []struct {
 		vol       string
 		flags     []string
-		encrypted bool
+		encrypted string // the cipher the header must name; "": the control
 	}{
-		{"default", nil, true},
-		{"nocompress", []string{"--no-compression"}, true},
-		{"control", []string{"--no-encryption", "--no-compression"}, false},
+		{"default", nil, crypto.DefaultCipher()},
+		{"nocompress", []string{"--no-compression"}, crypto.DefaultCipher()},
+		{"xaes", []string{"--cipher", crypto.XAES256GCM}, crypto.XAES256GCM},
+		{"xchacha", []string{"--cipher", crypto.XChaCha20Poly1305}, crypto.XChaCha20Poly1305},
+		{"control", []string{"--no-encryption", "--no-compression"}, ""},
 	} {
 		url := h.url(c.vol)
 		h.createSmall(url, c.flags...)
@@ -235,7 +239,7 @@ func TestCryptoNoPlaintext(t *testing.T) {
 		slices.Sort(withZeros)
 		t.Logf("%s (%v): %d objects, %d with the canary, %d with a run of 64 zero bytes",
 			c.vol, c.flags, len(objs), len(withCanary), len(withZeros))
-		if c.encrypted {
+		if c.encrypted != "" {
 			if len(withCanary) > 0 {
 				t.Errorf("%s: plaintext %q found in %d objects of an encrypted volume: %v", c.vol, canary, len(withCanary), withCanary)
 			}
@@ -244,8 +248,8 @@ func TestCryptoNoPlaintext(t *testing.T) {
 			if len(withZeros) > 0 {
 				t.Errorf("%s: %d objects of an encrypted volume hold 64 zero bytes in a row: %v", c.vol, len(withZeros), withZeros)
 			}
-			if hdr := objs[c.vol+"/header"]; !bytes.Contains(hdr, []byte("xchacha20poly1305")) {
-				t.Errorf("%s: header does not say the volume is encrypted:\n%s", c.vol, hdr)
+			if hdr := objs[c.vol+"/header"]; !bytes.Contains(hdr, []byte(`"encryption": "`+c.encrypted+`"`)) {
+				t.Errorf("%s: header does not say the volume is encrypted with %s:\n%s", c.vol, c.encrypted, hdr)
 			}
 		} else if len(withCanary) < 32 || len(withZeros) == 0 {
 			t.Errorf("control: the canary is in only %d objects and zero runs in %d: the search itself is broken",

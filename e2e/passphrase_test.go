@@ -14,6 +14,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/s3blk/s3blk/crypto"
 )
 
 // Passphrase handling end to end: wrong passphrases, passwd, passphrase
@@ -225,7 +227,7 @@ func TestCryptoTerminalPrompt(t *testing.T) {
 	if keys := h.objects("tty/"); len(keys) != 0 {
 		t.Fatalf("a refused create left objects: %v", keys)
 	}
-	if out, code := onTerminal(t, "pw\npw\n", create...); code != 0 || !strings.Contains(out, "xchacha20poly1305") {
+	if out, code := onTerminal(t, "pw\npw\n", create...); code != 0 || !strings.Contains(out, "encryption "+crypto.DefaultCipher()) {
 		t.Fatalf("create on a terminal: exit %d; want an encrypted volume", code)
 	}
 

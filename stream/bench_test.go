@@ -22,7 +22,7 @@ func BenchmarkEncode(b *testing.B) {
 	for _, m := range modes {
 		b.Run(m.name, func(b *testing.B) {
 			const size = 8 << 20
-			c := testCodec(m.encrypt, m.compress)
+			c := m.codec()
 			data := randomChunk(size, 1)
 			buf := make([]byte, maxStored(size))
 			spare := make([]byte, maxStored(size))
@@ -40,7 +40,7 @@ func BenchmarkDecode(b *testing.B) {
 	for _, m := range modes {
 		b.Run(m.name, func(b *testing.B) {
 			const size = 8 << 20
-			c := testCodec(m.encrypt, m.compress)
+			c := m.codec()
 			buf := make([]byte, maxStored(size))
 			copy(buf[c.head():], randomChunk(size, 1))
 			obj := append([]byte(nil), c.encode(1, buf, size, make([]byte, maxStored(size)))...)

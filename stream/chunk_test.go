@@ -8,12 +8,21 @@ import (
 	"github.com/s3blk/s3blk/crypto"
 )
 
-func testCodec(encrypt, compress bool) *chunkCodec {
+func testCodec(encrypt, compress bool) *chunkCodec { return testCipherCodec(encrypt, compress, "") }
+
+// testCipherCodec is testCodec with a data cipher ("": the default).
+func testCipherCodec(encrypt, compress bool, cipher string) *chunkCodec {
 	c := &chunkCodec{id: [idSize]byte{1, 2, 3}, compress: compress}
 	if encrypt {
+		if cipher == "" {
+			cipher = crypto.DefaultCipher()
+		}
 		var key crypto.Key
 		key[0] = 7
-		c.aead, _ = crypto.NewAEAD(key.Derive(crypto.PurposeStreamChunk, c.id[:]))
+		var err error
+		if c.aead, err = key.NewDataAEAD(cipher, crypto.PurposeStreamChunk, c.id[:]); err != nil {
+			panic(err)
+		}
 	}
 	return c
 }
@@ -31,7 +40,7 @@ func TestChunkCodec(t *testing.T) {
 	plain := testData(10000, 1)
 	for _, m := range modes {
 		t.Run(m.name, func(t *testing.T) {
-			c := testCodec(m.encrypt, m.compress)
+			c := m.codec()
 			obj := encodeChunk(c, 5, plain)
 			switch {
 			case !m.encrypt && !m.compress && !bytes.Equal(obj, plain):
@@ -54,12 +63,12 @@ func TestChunkCodec(t *testing.T) {
 			if _, err := c.decode(6, append([]byte(nil), obj...), len(plain), nil); !errors.Is(err, ErrCorrupt) {
 				t.Fatalf("decode at another index: %v", err)
 			}
-			other := testCodec(true, m.compress)
+			other := testCipherCodec(true, m.compress, m.cipher)
 			other.id[0] = 9
 			if _, err := other.decode(5, append([]byte(nil), obj...), len(plain), nil); !errors.Is(err, ErrCorrupt) {
 				t.Fatalf("decode in another stream: %v", err)
 			}
-			flipped := testCodec(true, !m.compress)
+			flipped := testCipherCodec(true, !m.compress, m.cipher)
 			if _, err := flipped.decode(5, append([]byte(nil), obj...), len(plain), nil); !errors.Is(err, ErrCorrupt) {
 				t.Fatalf("decode with other flags: %v", err)
 			}
@@ -72,14 +81,14 @@ func TestChunkCodec(t *testing.T) {
 func FuzzChunkDecode(f *testing.F) {
 	plain := testData(3000, 2)
 	for i, m := range modes {
-		obj := encodeChunk(testCodec(m.encrypt, m.compress), 1, plain)
+		obj := encodeChunk(m.codec(), 1, plain)
 		f.Add(uint8(i), obj, uint16(len(plain)))
 		f.Add(uint8(i), obj[:len(obj)/2], uint16(len(plain)))
 	}
 	f.Add(uint8(1), []byte{0x28, 0xb5, 0x2f, 0xfd, 0x00, 0x00}, uint16(10))
 	f.Fuzz(func(t *testing.T, which uint8, obj []byte, want uint16) {
 		m := modes[int(which)%len(modes)]
-		c := testCodec(m.encrypt, m.compress)
+		c := m.codec()
 		got, err := c.decode(1, append([]byte(nil), obj...), int(want), make([]byte, 0, 64))
 		if err != nil {
 			if !errors.Is(err, ErrCorrupt) {

@@ -44,7 +44,7 @@ func Open(ctx context.Context, store blockstore.Store, cfg Config) (*Reader, err
 	r := &Reader{store: store, cfg: cfg, m: m, codec: &chunkCodec{id: m.ID(), compress: m.Compressed()}}
 	if m.Encrypted() {
 		id := m.ID()
-		if r.codec.aead, err = crypto.NewAEAD(master.Derive(crypto.PurposeStreamChunk, id[:])); err != nil {
+		if r.codec.aead, err = master.NewDataAEAD(r.m.Encryption, crypto.PurposeStreamChunk, id[:]); err != nil {
 			return nil, err
 		}
 		r.digestKey = master.Derive(crypto.PurposeStreamDigest, id[:])

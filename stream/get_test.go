@@ -3,6 +3,8 @@ package stream
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -49,7 +51,7 @@ func TestDamage(t *testing.T) {
 	data := testData(5*testChunk+77, 9)
 	for _, m := range modes {
 		s := localStore(t)
-		cfg := testConfig(m.encrypt, m.compress)
+		cfg := m.config()
 		mustPut(t, s, data, cfg)
 		r, err := Open(context.Background(), s, cfg)
 		if err != nil {
@@ -271,5 +273,34 @@ func TestReorderWindow(t *testing.T) {
 	}
 	if sw.written != 40 || sw.ahead > cfg.Concurrency+1 {
 		t.Fatalf("%d writes; downloads ran %d chunks ahead of the output, window %d", sw.written, sw.ahead, cfg.Concurrency+1)
+	}
+}
+
+// TestReadsFirstFormatStream: a stream put by s3blk before XAES-256-GCM
+// existed (XChaCha20-Poly1305 chunks, zstd, November 2026; testdata made
+// with that release's stream package) still gets and verifies byte for byte.
+func TestReadsFirstFormatStream(t *testing.T) {
+	dir := t.TempDir()
+	if err := os.CopyFS(dir, os.DirFS("testdata/xchacha20poly1305-v1")); err != nil {
+		t.Fatal(err)
+	}
+	cfg := testConfig(true, true)
+	cfg.Passphrase = func() ([]byte, error) { return []byte("compat passphrase"), nil }
+	r, err := Open(context.Background(), blockstore.NewLocal(dir), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m := r.Manifest(); m.Encryption != EncryptionXChaCha || len(m.Chunks) != 3 {
+		t.Fatalf("the fixture is %s in %d chunks", m.Encryption, len(m.Chunks))
+	}
+	var out bytes.Buffer
+	if n, err := r.WriteTo(context.Background(), &out); err != nil || n != 12188 {
+		t.Fatalf("get: %d bytes, %v", n, err)
+	}
+	if sum := sha256.Sum256(out.Bytes()); hex.EncodeToString(sum[:]) != "bc45712cdad70d3e7507811969e013c9a8cd6104c040368fb8ab05017981572f" {
+		t.Fatalf("the stream reads as other bytes (SHA-256 %x)", sum)
+	}
+	if err := r.Verify(context.Background(), nil); err != nil {
+		t.Fatal(err)
 	}
 }

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/s3blk/s3blk/blockstore"
+	"github.com/s3blk/s3blk/crypto"
 )
 
 const testChunk = MinChunkSize // 4 KiB: many chunks from little data
@@ -106,9 +107,30 @@ func testConfig(encrypt, compress bool) Config {
 type mode struct {
 	name              string
 	encrypt, compress bool
+	cipher            string // "": crypto.DefaultCipher()
 }
 
-var modes = []mode{{"raw", false, false}, {"zstd", false, true}, {"sealed", true, false}, {"zstd+sealed", true, true}}
+// modes are every codec, and the default codec with the other cipher.
+var modes = []mode{
+	{"raw", false, false, ""}, {"zstd", false, true, ""}, {"sealed", true, false, ""}, {"zstd+sealed", true, true, ""},
+	{"zstd+sealed/" + otherCipher(), true, true, otherCipher()},
+}
+
+// otherCipher is the data cipher that is not this machine's default.
+func otherCipher() string {
+	if crypto.DefaultCipher() == crypto.XAES256GCM {
+		return crypto.XChaCha20Poly1305
+	}
+	return crypto.XAES256GCM
+}
+
+func (m mode) config() Config {
+	cfg := testConfig(m.encrypt, m.compress)
+	cfg.Cipher = m.cipher
+	return cfg
+}
+
+func (m mode) codec() *chunkCodec { return testCipherCodec(m.encrypt, m.compress, m.cipher) }
 
 // testData is size bytes that compress somewhat (text-like), seeded.
 func testData(size int, seed uint64) []byte {

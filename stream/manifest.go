@@ -22,7 +22,8 @@ const (
 
 	CompressionZstd   = "zstd"
 	CompressionNone   = "none"
-	EncryptionXChaCha = "xchacha20poly1305"
+	EncryptionXAES    = crypto.XAES256GCM
+	EncryptionXChaCha = crypto.XChaCha20Poly1305
 	EncryptionNone    = "none"
 
 	idSize = 16
@@ -78,7 +79,7 @@ type Manifest struct {
 }
 
 // Encrypted reports whether the stream's chunks are sealed.
-func (m *Manifest) Encrypted() bool { return m.Encryption == EncryptionXChaCha }
+func (m *Manifest) Encrypted() bool { return crypto.KnownCipher(m.Encryption) }
 
 // Compressed reports whether the stream's chunks are zstd frames.
 func (m *Manifest) Compressed() bool { return m.Compression == CompressionZstd }
@@ -152,7 +153,7 @@ func (m *Manifest) validate() error {
 		return fmt.Errorf("size %d is out of range", m.Size)
 	case m.Compression != CompressionZstd && m.Compression != CompressionNone:
 		return fmt.Errorf("unknown compression %q", m.Compression)
-	case m.Encryption != EncryptionXChaCha && m.Encryption != EncryptionNone:
+	case !m.Encrypted() && m.Encryption != EncryptionNone:
 		return fmt.Errorf("unknown encryption %q", m.Encryption)
 	case m.Encrypted() != (m.Key != nil):
 		return errors.New("the wrapped key does not match the encryption")

@@ -76,10 +76,10 @@ func Put(ctx context.Context, store blockstore.Store, r io.Reader, cfg Config) (
 		err       error
 	)
 	if !cfg.NoEncryption {
-		if master, err = newStreamKey(m, id, cfg.Passphrase); err != nil {
+		if master, err = newStreamKey(m, id, cfg.Cipher, cfg.Passphrase); err != nil {
 			return nil, err
 		}
-		if p.codec.aead, err = crypto.NewAEAD(master.Derive(crypto.PurposeStreamChunk, id[:])); err != nil {
+		if p.codec.aead, err = master.NewDataAEAD(m.Encryption, crypto.PurposeStreamChunk, id[:]); err != nil {
 			return nil, err
 		}
 		digestKey = master.Derive(crypto.PurposeStreamDigest, id[:])
@@ -117,8 +117,8 @@ func Put(ctx context.Context, store blockstore.Store, r io.Reader, cfg Config) (
 // newStreamKey makes a fresh master key, wraps it with the passphrase into
 // m, and gives back the memory Argon2id used before the chunk buffers are
 // allocated, so that the two never add up in the peak.
-func newStreamKey(m *Manifest, id [idSize]byte, passphrase func() ([]byte, error)) (crypto.Key, error) {
-	m.Encryption = EncryptionXChaCha
+func newStreamKey(m *Manifest, id [idSize]byte, cipher string, passphrase func() ([]byte, error)) (crypto.Key, error) {
+	m.Encryption = cipher
 	m.Digest.Algorithm = encryptedDigest
 	if passphrase == nil {
 		return crypto.Key{}, errors.New("encryption needs a passphrase")

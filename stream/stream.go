@@ -13,8 +13,10 @@
 //	no encryption, no compression  the chunk's bytes (so `cat` of the chunk
 //	                               objects in key order is the stream)
 //	compression only               one zstd frame of the chunk
-//	encryption (+ compression)     nonce ‖ XChaCha20-Poly1305 ciphertext ‖ tag
-//	                               of the (compressed) chunk, with associated
+//	encryption (+ compression)     nonce ‖ ciphertext ‖ tag of the
+//	                               (compressed) chunk, sealed with the cipher
+//	                               the manifest names (XAES-256-GCM or
+//	                               XChaCha20-Poly1305), with associated
 //	                               data binding the stream ID, the chunk index
 //	                               and the codec flags (chunk.go)
 //
@@ -50,11 +52,13 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"strconv"
+	"strings"
 	"time"
 
 	"golang.org/x/time/rate"
 
 	"github.com/s3blk/s3blk/blockstore"
+	"github.com/s3blk/s3blk/crypto"
 )
 
 const (
@@ -106,10 +110,11 @@ func ParseChunkKey(key string) (uint64, bool) {
 // Config is what Put, Get and Verify need beyond the store and the data.
 // The zero value of each field means its default.
 type Config struct {
-	ChunkSize     int  // Put only; default DefaultChunkSize
-	Concurrency   int  // parallel uploads or downloads; default DefaultConcurrency
-	NoEncryption  bool // Put only
-	NoCompression bool // Put only
+	ChunkSize     int    // Put only; default DefaultChunkSize
+	Concurrency   int    // parallel uploads or downloads; default DefaultConcurrency
+	NoEncryption  bool   // Put only
+	NoCompression bool   // Put only
+	Cipher        string // Put only: the data cipher; default crypto.DefaultCipher()
 	// Passphrase returns the passphrase. Put calls it when encrypting; Get
 	// and Verify when the manifest says the stream is encrypted.
 	Passphrase func() ([]byte, error)
@@ -133,6 +138,12 @@ func (c *Config) normalize() error {
 	}
 	if c.ChunkSize < MinChunkSize || c.ChunkSize > MaxChunkSize {
 		return fmt.Errorf("chunk size %d is out of range: use %dK to %dM", c.ChunkSize, MinChunkSize>>10, MaxChunkSize>>20)
+	}
+	if c.Cipher == "" {
+		c.Cipher = crypto.DefaultCipher()
+	}
+	if !crypto.KnownCipher(c.Cipher) {
+		return fmt.Errorf("unknown cipher %q (known: %s)", c.Cipher, strings.Join(crypto.Ciphers(), ", "))
 	}
 	if c.Concurrency == 0 {
 		c.Concurrency = DefaultConcurrency

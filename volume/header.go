@@ -10,6 +10,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/s3blk/s3blk/blockstore"
@@ -27,7 +28,8 @@ const (
 	CompressionNone             = "none"
 	CompressionZstd             = "zstd"
 	EncryptionNone              = "none"
-	EncryptionXChaCha20Poly1305 = "xchacha20poly1305"
+	EncryptionXAES256GCM        = crypto.XAES256GCM
+	EncryptionXChaCha20Poly1305 = crypto.XChaCha20Poly1305
 )
 
 // Header is the volume's geometry, identity, codecs and (when encrypted)
@@ -55,6 +57,7 @@ type Header struct {
 // Options choose the codecs of a new volume.
 type Options struct {
 	Passphrase []byte // nil: not encrypted
+	Cipher     string // the data cipher of an encrypted volume; "": crypto.DefaultCipher()
 	Compress   bool
 }
 
@@ -97,7 +100,7 @@ func (h *Header) validate() error {
 		return fmt.Errorf("volume uses compression %q, which this s3blk cannot read", h.Compression)
 	}
 	switch {
-	case h.Encryption == EncryptionXChaCha20Poly1305:
+	case crypto.KnownCipher(h.Encryption):
 		if h.Key == nil || h.MAC == "" {
 			return fmt.Errorf("encrypted volume header lacks its wrapped key or MAC")
 		}
@@ -173,6 +176,13 @@ func Create(ctx context.Context, store blockstore.Store, size int64, blockSize i
 	if err := CheckGeometry(size, blockSize); err != nil {
 		return nil, err
 	}
+	cipher := opt.Cipher
+	if cipher == "" {
+		cipher = crypto.DefaultCipher()
+	}
+	if !crypto.KnownCipher(cipher) {
+		return nil, fmt.Errorf("unknown cipher %q (known: %s)", cipher, strings.Join(crypto.Ciphers(), ", "))
+	}
 	if _, err := blockstore.GetBuffer(ctx, store, HeaderKey, nil, MaxHeaderSize); err == nil || errors.Is(err, blockstore.ErrTooLarge) {
 		return nil, fmt.Errorf("%s already holds a volume", store.Describe())
 	} else if !errors.Is(err, blockstore.ErrNotFound) {
@@ -207,7 +217,7 @@ func Create(ctx context.Context, store blockstore.Store, size int64, blockSize i
 		if err != nil {
 			return nil, err
 		}
-		h.Encryption, h.Key, master = EncryptionXChaCha20Poly1305, &wrapped, &k
+		h.Encryption, h.Key, master = cipher, &wrapped, &k
 	}
 	h.sign(master)
 	if err := store.PutIfAbsent(ctx, HeaderKey, h.encode()); err != nil {

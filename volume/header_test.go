@@ -2,8 +2,11 @@ package volume_test
 
 import (
 	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
+	"os"
 	"strings"
 	"testing"
 
@@ -56,6 +59,60 @@ func TestEncryptedVolumeOpensOnlyWithItsPassphrase(t *testing.T) {
 	}
 	if _, err := volume.Open(ctx, store, nil, nil); !errors.Is(err, volume.ErrNeedPassphrase) {
 		t.Fatalf("no passphrase: %v", err)
+	}
+}
+
+// Every data cipher makes a volume whose blocks round-trip, sealed under
+// the cipher its header names; the other cipher's volume cannot read them,
+// and an unknown cipher is refused before anything is written.
+func TestVolumeCiphers(t *testing.T) {
+	block := bytes.Repeat([]byte("plaintext!"), 410)[:4096]
+	objects := map[string][]byte{}
+	for _, cipher := range crypto.Ciphers() {
+		store := blockstore.NewLocal(t.TempDir())
+		h, err := volume.Create(ctx, store, 1<<20, 4096, volume.Options{Passphrase: pass, Cipher: cipher})
+		if err != nil || h.Encryption != cipher {
+			t.Fatalf("%s: created %+v, %v", cipher, h, err)
+		}
+		v, err := volume.Open(ctx, store, pass, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := v.WriteBlock(ctx, 1, block, nil); err != nil {
+			t.Fatal(err)
+		}
+		got := make([]byte, 4096)
+		if found, err := v.ReadBlock(ctx, 1, got); !found || err != nil || !bytes.Equal(got, block) {
+			t.Fatalf("%s: ReadBlock = %v, %v", cipher, found, err)
+		}
+		obj, _ := store.Get(ctx, volume.BlockKey(1))
+		if bytes.Contains(obj, []byte("plaintext!")) || len(obj) != codec.HeaderSize+crypto.Overhead+4096 {
+			t.Fatalf("%s: block object of %d bytes is not one sealed block", cipher, len(obj))
+		}
+		objects[cipher] = obj
+	}
+	// Each volume's object, moved into the other volume: its header names
+	// another cipher (and the volume ID differs), so it fails authentication.
+	for _, cipher := range crypto.Ciphers() {
+		store := blockstore.NewLocal(t.TempDir())
+		volume.Create(ctx, store, 1<<20, 4096, volume.Options{Passphrase: pass, Cipher: cipher})
+		v, _ := volume.Open(ctx, store, pass, nil)
+		for other, obj := range objects {
+			if other == cipher {
+				continue
+			}
+			store.Put(ctx, volume.BlockKey(1), obj)
+			if _, err := v.ReadBlock(ctx, 1, make([]byte, 4096)); !errors.Is(err, codec.ErrCorrupt) {
+				t.Fatalf("a %s object read in a %s volume: %v", other, cipher, err)
+			}
+		}
+	}
+	store := blockstore.NewLocal(t.TempDir())
+	if _, err := volume.Create(ctx, store, 1<<20, 4096, volume.Options{Passphrase: pass, Cipher: "aes128cbc"}); err == nil {
+		t.Fatal("an unknown cipher was accepted")
+	}
+	if _, err := store.Get(ctx, volume.HeaderKey); !errors.Is(err, blockstore.ErrNotFound) {
+		t.Fatalf("a refused create wrote a header: %v", err)
 	}
 }
 
@@ -207,4 +264,42 @@ func FuzzParseHeader(f *testing.F) {
 			t.Fatalf("accepted an encrypted header without a sound key: %+v", h)
 		}
 	})
+}
+
+// TestReadsFirstFormatVolume: a volume written by s3blk before XAES-256-GCM
+// existed (XChaCha20-Poly1305 blocks, November 2026; testdata made with that
+// release's volume package) still opens and reads byte for byte: block 0
+// compressed, block 5 random (stored uncompressed), the rest never written.
+func TestReadsFirstFormatVolume(t *testing.T) {
+	dir := t.TempDir()
+	if err := os.CopyFS(dir, os.DirFS("testdata/xchacha20poly1305-v1")); err != nil {
+		t.Fatal(err)
+	}
+	v, err := volume.Open(ctx, blockstore.NewLocal(dir), []byte("compat passphrase"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v.Header.Encryption != volume.EncryptionXChaCha20Poly1305 {
+		t.Fatalf("the fixture's cipher is %q", v.Header.Encryption)
+	}
+	want := map[uint64]string{
+		0: "c7d93b9d8d801e0852f555b4cb9536ea38ea24ab834072f8ee2eabea28dedb03",
+		5: "15bc30e1b43c6dc15a4ebdb7f8b6bfd0d3245bfe346aa9f4aceaee566142dfee",
+	}
+	for index := range uint64(16) {
+		got := make([]byte, 4096)
+		found, err := v.ReadBlock(ctx, index, got)
+		sum := sha256.Sum256(got)
+		switch {
+		case err != nil:
+			t.Fatalf("block %d: %v", index, err)
+		case found != (want[index] != ""):
+			t.Fatalf("block %d: found = %v", index, found)
+		case found && hex.EncodeToString(sum[:]) != want[index]:
+			t.Fatalf("block %d reads as other bytes (SHA-256 %x)", index, sum)
+		}
+	}
+	if _, err := volume.Open(ctx, blockstore.NewLocal(dir), []byte("compat passphrasf"), nil); !errors.Is(err, crypto.ErrWrongPassphrase) {
+		t.Fatalf("wrong passphrase: %v", err)
+	}
 }

@@ -92,7 +92,7 @@ func Open(ctx context.Context, store blockstore.Store, passphrase []byte, counte
 		if err != nil {
 			return nil, err
 		}
-		if v.codec.AEAD, err = crypto.NewAEAD(master.Derive(crypto.PurposeBlock, h.id())); err != nil {
+		if v.codec.AEAD, err = master.NewDataAEAD(h.Encryption, crypto.PurposeBlock, h.id()); err != nil {
 			return nil, err
 		}
 	}

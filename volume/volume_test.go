@@ -304,6 +304,7 @@ func TestReadHeaderMalformed(t *testing.T) {
 		"compression lz4":       with("compression", "lz4"),
 		"unknown field":         with("comment", "not covered by any MAC"),
 		"encrypted, no key":     with("encryption", "xchacha20poly1305"),
+		"xaes, no key":          with("encryption", "xaes256gcm"),
 		"bad checksum":          with("mac", "sha256:00"),
 		"trailing data":         append(with("format", volume.FormatName), []byte(`{}`)...),
 		"compression missing":   with("compression", nil),

@@ -13,12 +13,13 @@ import (
 
 func runCreate(args []string) error {
 	fs := newFlagSet("create", "URL --size SIZE [--block-size SIZE]", "Create a new, empty volume under URL.\n"+
-		"Blocks are compressed (zstd) and encrypted (XChaCha20-Poly1305) by default, under a random master key\n"+
-		"wrapped with a passphrase (Argon2id)")
+		"Blocks are compressed (zstd) and encrypted (XAES-256-GCM, or XChaCha20-Poly1305 without AES instructions)\n"+
+		"by default, under a random master key wrapped with a passphrase (Argon2id)")
 	size := sizeFlag(fs, "size", 0, "volume size, a multiple of the block size (e.g. 100G)")
 	blockSize := sizeFlag(fs, "block-size", 1<<20, "block (object) size, a power of two from 4K to 64M")
 	noEncryption := fs.Bool("no-encryption", false, "store blocks unencrypted (still checksummed)")
 	noCompression := fs.Bool("no-compression", false, "do not compress blocks")
+	cipher := cipherFlag(fs, "blocks")
 	var sf storeFlags
 	var pf passphraseFlags
 	sf.register(fs)
@@ -39,12 +40,15 @@ func runCreate(args []string) error {
 	if *noEncryption && pf.file != "" {
 		return usageError{"--no-encryption and --passphrase-file contradict each other"}
 	}
+	if *noEncryption && cipher.name != "" {
+		return usageError{"--no-encryption and --cipher contradict each other"}
+	}
 	ctx := context.Background()
 	store, err := sf.open(ctx, pos[0], nil)
 	if err != nil {
 		return err
 	}
-	opt := volume.Options{Compress: !*noCompression}
+	opt := volume.Options{Compress: !*noCompression, Cipher: cipher.name}
 	if !*noEncryption {
 		if opt.Passphrase, err = pf.read("New passphrase for "+store.Describe(), true); err != nil {
 			return err

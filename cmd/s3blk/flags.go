@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/s3blk/s3blk/blockstore"
+	"github.com/s3blk/s3blk/crypto"
 	"github.com/s3blk/s3blk/volume"
 )
 
@@ -102,6 +103,27 @@ func sizeFlag(fs *flag.FlagSet, name string, def int64, usage string) *sizeValue
 	*v.v = def
 	fs.Var(v, name, usage)
 	return v
+}
+
+// cipherValue is --cipher: a data cipher's name; "" until set (the default).
+type cipherValue struct{ name string }
+
+func (c *cipherValue) String() string { return c.name }
+
+func (c *cipherValue) Set(x string) error {
+	if !crypto.KnownCipher(x) {
+		return fmt.Errorf("%q is not a cipher (use %s)", x, strings.Join(crypto.Ciphers(), " or "))
+	}
+	c.name = x
+	return nil
+}
+
+// cipherFlag registers --cipher, for create and put.
+func cipherFlag(fs *flag.FlagSet, what string) *cipherValue {
+	c := new(cipherValue)
+	fs.Var(c, "cipher", fmt.Sprintf("cipher for the %s: xaes256gcm (XAES-256-GCM, the default where the CPU has AES instructions)\n"+
+		"or xchacha20poly1305 (XChaCha20-Poly1305, the default without them); default on this machine: %s", what, crypto.DefaultCipher()))
+	return c
 }
 
 // parseArgs parses flags wherever they appear among the positional

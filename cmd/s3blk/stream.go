@@ -134,6 +134,7 @@ func runPut(args []string) error {
 	chunkSize := sizeFlag(fs, "chunk-size", stream.DefaultChunkSize, "chunk (object) size, 4K to 64M; memory is about chunk size x (concurrency + 1)")
 	noEncryption := fs.Bool("no-encryption", false, "store the chunks unencrypted")
 	noCompression := fs.Bool("no-compression", false, "store the chunks uncompressed (with --no-encryption: concatenated chunks = the stream)")
+	cipher := cipherFlag(fs, "chunks")
 	force := fs.Bool("force", false, "replace an existing complete stream (its manifest is deleted first)")
 	args, command, err := splitProducer(args)
 	if err != nil {
@@ -146,12 +147,15 @@ func runPut(args []string) error {
 	if *chunkSize.v < stream.MinChunkSize || *chunkSize.v > stream.MaxChunkSize {
 		return usageError{fmt.Sprintf("--chunk-size %s is out of range 4K to 64M", chunkSize)}
 	}
+	if *noEncryption && cipher.name != "" {
+		return usageError{"--no-encryption and --cipher contradict each other"}
+	}
 	cfg, err := f.config()
 	if err != nil {
 		return err
 	}
 	cfg.ChunkSize = int(*chunkSize.v)
-	cfg.NoEncryption, cfg.NoCompression, cfg.Force = *noEncryption, *noCompression, *force
+	cfg.NoEncryption, cfg.NoCompression, cfg.Force, cfg.Cipher = *noEncryption, *noCompression, *force, cipher.name
 	cfg.Passphrase = func() ([]byte, error) { return f.pf.read("Passphrase for the new stream", true) }
 
 	ctx, stop := signalContext()
@@ -191,7 +195,7 @@ func runPut(args []string) error {
 	if !f.quiet {
 		codecs := []string{m.Compression, "unencrypted"}
 		if m.Encrypted() {
-			codecs[1] = "encrypted"
+			codecs[1] = "encrypted with " + m.Encryption
 		}
 		fmt.Fprintf(os.Stderr, "stored %s: %s (%d bytes) in %d chunks (%s), %s%s\n",
 			store.Describe(), FormatSize(m.Size), m.Size, len(m.Chunks), strings.Join(codecs, ", "), rate(m.Size, time.Since(start)),
