@@ -354,6 +354,7 @@ func (c *Cache) ReadAt(p []byte, off int64) (int, error) {
 	})
 	sequential := off == c.lastReadEnd
 	c.lastReadEnd = off + int64(len(p))
+	var waitStart time.Time // when this read first waited for a download
 	err = c.blockRange(p, off, func(index uint64, inBlock int, part []byte) error {
 		for {
 			e := c.entries[index]
@@ -367,6 +368,9 @@ func (c *Cache) ReadAt(p []byte, off int64) (int, error) {
 				continue
 			}
 			if e.loading {
+				if waitStart.IsZero() {
+					waitStart = time.Now()
+				}
 				if err := c.waitLoad(e); err != nil {
 					return err
 				}
@@ -384,6 +388,10 @@ func (c *Cache) ReadAt(p []byte, off int64) (int, error) {
 			return nil
 		}
 	})
+	if !waitStart.IsZero() {
+		c.st.ReadWaits.Add(1)
+		c.st.ReadWaitNanos.Add(int64(time.Since(waitStart)))
+	}
 	if err != nil {
 		return 0, fmt.Errorf("block read failed: %w", err)
 	}

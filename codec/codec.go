@@ -20,8 +20,9 @@
 //     bytes 0..20 (magic, format version, flags, generation, length) ‖
 //     volume ID ‖ block index. Nothing follows.
 //
-// Compression is kept only where it makes the block smaller, so FlagZstd is
-// per object.
+// Compression is tried only on blocks that samples show to be compressible
+// (codec.Incompressible) and kept only where it makes the block smaller, so
+// FlagZstd is per object.
 //
 // Invariants:
 //   - Decode never returns bytes that failed the checksum or the AEAD: damage,
@@ -100,8 +101,8 @@ func (c *Codec) Encode(index uint64, plain []byte, dst []byte) []byte {
 	}
 	out := slices.Grow(dst[:0], MaxOverhead+len(plain))[:start]
 	flags := byte(0)
-	if c.Compress {
-		out = Compress(out, plain)
+	if c.Compress && !Incompressible(plain) {
+		out = compressAll(out, plain)
 		if len(out)-start < len(plain) {
 			flags |= FlagZstd
 		} else {

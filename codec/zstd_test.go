@@ -3,6 +3,10 @@ package codec_test
 import (
 	"bytes"
 	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
 	"runtime"
 	"testing"
 
@@ -107,4 +111,100 @@ func FuzzDecompress(f *testing.F) {
 			t.Fatalf("accepted: %d bytes out for a %d-byte prefix and want %d", len(out), prefix, want)
 		}
 	})
+}
+
+// textBlock is n bytes of log-like text, which zstd shrinks several times.
+func textBlock(n int) []byte {
+	var b bytes.Buffer
+	for i := 0; b.Len() < n; i++ {
+		fmt.Fprintf(&b, "2026-12-03T14:%02d:%02d host s3blk[%d]: stored block %d\n", i/60%60, i%60, 1000+i%7, i)
+	}
+	return b.Bytes()[:n]
+}
+
+// TestIncompressible: samples tell random data (and random data with a
+// little compressible text) from text, zeros and half-zero blocks, and
+// inputs under 64 KiB are never judged.
+func TestIncompressible(t *testing.T) {
+	const mib = 1 << 20
+	halfZero := randomBlock(3, mib)
+	clear(halfZero[mib/2:])
+	mostlyRandom := randomBlock(4, mib) // 4 KiB of text, between samples
+	copy(mostlyRandom[mib/16:], textBlock(4096))
+	for name, c := range map[string]struct {
+		data []byte
+		want bool
+	}{
+		"random 1M":       {randomBlock(1, mib), true},
+		"random 8M":       {randomBlock(2, 8*mib), true},
+		"random 64K":      {randomBlock(2, 64<<10), true},
+		"random 64K-1":    {randomBlock(2, 64<<10-1), false},
+		"text 1M":         {textBlock(mib), false},
+		"zeros 1M":        {make([]byte, mib), false},
+		"half zeros 1M":   {halfZero, false},
+		"random, 4K text": {mostlyRandom, true},
+		"empty":           {nil, false},
+	} {
+		if got := codec.Incompressible(c.data); got != c.want {
+			t.Errorf("%s: Incompressible = %v, want %v", name, got, c.want)
+		}
+	}
+}
+
+// TestStoredFrames: what Compress stores raw for incompressible input is a
+// standard zstd frame: Decompress, the streaming decoder and (when
+// installed) the zstd command read it, alone and concatenated with
+// ordinary frames, as README's recovery recipe does.
+func TestStoredFrames(t *testing.T) {
+	var all, want []byte
+	for _, n := range []int{64 << 10, 128<<10 - 1, 128 << 10, 128<<10 + 1, 1 << 20, 8<<20 + 5} {
+		src := randomBlock(uint64(n), n)
+		frame := codec.Compress(nil, src)
+		blocks := (n + 128<<10 - 1) / (128 << 10)
+		if len(frame) != n+10+3*blocks {
+			t.Fatalf("%d bytes: a %d-byte frame, want a stored frame of %d", n, len(frame), n+10+3*blocks)
+		}
+		got, err := codec.Decompress(nil, frame, n)
+		if err != nil || !bytes.Equal(got, src) {
+			t.Fatalf("%d bytes: Decompress: %v", n, err)
+		}
+		text := textBlock(n)
+		all = append(append(all, frame...), codec.Compress(nil, text)...)
+		want = append(append(want, src...), text...)
+	}
+	d, err := zstd.NewReader(bytes.NewReader(all))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	if got, err := io.ReadAll(d); err != nil || !bytes.Equal(got, want) {
+		t.Fatalf("the streaming decoder read %d bytes of %d: %v", len(got), len(want), err)
+	}
+	zstdCmd, err := exec.LookPath("zstd")
+	if err != nil {
+		if os.Getenv("S3BLK_REQUIRE_MINIO") == "1" { // make test installs it
+			t.Fatal("the zstd command is missing")
+		}
+		t.Skip("the zstd command is not installed; run `make test`")
+	}
+	cmd := exec.Command(zstdCmd, "-d", "-c")
+	cmd.Stdin = bytes.NewReader(all)
+	got, err := cmd.Output()
+	if err != nil || !bytes.Equal(got, want) {
+		t.Fatalf("zstd -d gave %d bytes of %d: %v", len(got), len(want), err)
+	}
+}
+
+// BenchmarkCompress: a full compression attempt against the samples'
+// verdict, on the data each path gets.
+func BenchmarkCompress(b *testing.B) {
+	for name, data := range map[string][]byte{"random": randomBlock(1, 1<<20), "text": textBlock(1 << 20)} {
+		b.Run(name, func(b *testing.B) {
+			dst := make([]byte, 0, 2<<20)
+			b.SetBytes(int64(len(data)))
+			for b.Loop() {
+				codec.Compress(dst[:0], data)
+			}
+		})
+	}
 }

@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
 # Installs what s3blk's build, tests and demo need on a fresh Debian machine:
-# FUSE 3, e2fsprogs, rsync (Debian packages) and MinIO (go install).
+# FUSE 3, e2fsprogs, rsync, zstd (Debian packages) and MinIO (go install).
 # Safe to run again: it installs only what is missing.
 set -euo pipefail
 
 MINIO_VERSION=${MINIO_VERSION:-v0.0.0-20260212201848-7aac2a2c5b7c}
-PACKAGES=(fuse3 e2fsprogs rsync util-linux psmisc curl time ${EXTRA_PACKAGES:-})
+PACKAGES=(fuse3 e2fsprogs rsync util-linux psmisc curl time zstd ${EXTRA_PACKAGES:-})
 
 missing=()
 for p in "${PACKAGES[@]}"; do

@@ -17,6 +17,7 @@ type Counters struct {
 	CacheHits, CacheMisses      atomic.Int64
 	ZeroReads                   atomic.Int64 // blocks read as zeros with no request
 	ReadAheads                  atomic.Int64
+	ReadWaits, ReadWaitNanos    atomic.Int64 // reads that waited for a download, and for how long
 	Downloads, DownloadBytes    atomic.Int64
 	Uploads, UploadBytes        atomic.Int64
 	Deletes                     atomic.Int64
@@ -44,6 +45,8 @@ func (c *Counters) Format() string {
 	line("cache_misses", c.CacheMisses.Load())
 	line("zero_reads", c.ZeroReads.Load())
 	line("read_aheads", c.ReadAheads.Load())
+	line("read_waits", c.ReadWaits.Load())
+	line("read_wait_ms", c.ReadWaitNanos.Load()/1e6)
 	line("downloads", c.Downloads.Load())
 	line("download_bytes", c.DownloadBytes.Load())
 	line("uploads", c.Uploads.Load())
