@@ -124,3 +124,81 @@ func Decompress(dst, src []byte, want int) ([]byte, error) {
 	}
 	return out, nil
 }
+
+// StoredBlocks returns the content of frame as slices of it, without a
+// copy, when frame is exactly one zstd frame (RFC 8878) made of raw blocks
+// that hold want bytes: what Compress stores for incompressible input, and
+// what zstd encoders emit for data they cannot shrink. ok is false for any
+// other input (compressed or RLE blocks, a checksum, a dictionary, more
+// than one frame, sizes that do not add up), which must then go through
+// Decompress: StoredBlocks never accepts what Decompress would refuse or
+// decode differently (FuzzStoredBlocks). parts is reused for the result.
+func StoredBlocks(frame []byte, want int, parts [][]byte) (_ [][]byte, ok bool) {
+	const maxBlock = 128 << 10
+	if len(frame) < 6 || binary.LittleEndian.Uint32(frame) != 0xFD2FB528 || want < 0 || want > MaxDecompressed {
+		return nil, false
+	}
+	fhd := frame[4]
+	if fhd&0x1f != 0 { // reserved and unused bits, checksum, dictionary ID
+		return nil, false
+	}
+	singleSegment := fhd&0x20 != 0
+	fcsSize := [4]int{0, 2, 4, 8}[fhd>>6]
+	if singleSegment && fcsSize == 0 {
+		fcsSize = 1
+	}
+	p := 5
+	window := uint64(0)
+	if !singleSegment {
+		wd := frame[p]
+		p++
+		base := uint64(1) << (10 + wd>>3)
+		window = base + base/8*uint64(wd&7)
+	}
+	if len(frame) < p+fcsSize {
+		return nil, false
+	}
+	declared := int64(-1)
+	switch fcsSize {
+	case 1:
+		declared = int64(frame[p])
+	case 2:
+		declared = int64(binary.LittleEndian.Uint16(frame[p:])) + 256
+	case 4:
+		declared = int64(binary.LittleEndian.Uint32(frame[p:]))
+	case 8:
+		declared = int64(binary.LittleEndian.Uint64(frame[p:]))
+	}
+	p += fcsSize
+	if singleSegment {
+		window = uint64(declared)
+	}
+	if declared >= 0 && declared != int64(want) || window > MaxDecompressed {
+		return nil, false
+	}
+	limit := min(window, maxBlock)
+	parts = parts[:0]
+	total := 0
+	for {
+		if len(frame) < p+3 {
+			return nil, false
+		}
+		h := uint32(frame[p]) | uint32(frame[p+1])<<8 | uint32(frame[p+2])<<16
+		p += 3
+		size := int(h >> 3)
+		if (h>>1)&3 != 0 || uint64(size) > limit || len(frame)-p < size {
+			return nil, false // not raw, too large, or cut short
+		}
+		if size > 0 {
+			parts = append(parts, frame[p:p+size])
+		}
+		p += size
+		total += size
+		if total > want {
+			return nil, false
+		}
+		if h&1 != 0 { // the last block: the frame must end here, and hold want bytes
+			return parts, p == len(frame) && total == want
+		}
+	}
+}

@@ -208,3 +208,73 @@ func BenchmarkCompress(b *testing.B) {
 		})
 	}
 }
+
+// TestStoredBlocks: the raw blocks of a stored frame are its content, with
+// no copy; anything else (a compressed frame, the wrong size, a cut or
+// extended frame, two frames) is left to Decompress.
+func TestStoredBlocks(t *testing.T) {
+	src := randomBlock(5, 8<<20+5)
+	frame := codec.Compress(nil, src)
+	parts, ok := codec.StoredBlocks(frame, len(src), nil)
+	if !ok || len(parts) != 65 || !bytes.Equal(bytes.Join(parts, nil), src) {
+		t.Fatalf("a stored frame of 8 MiB + 5: ok %v, %d parts", ok, len(parts))
+	}
+	if &parts[0][0] != &frame[13] {
+		t.Fatal("the parts are a copy, not slices of the frame")
+	}
+	// klauspost's encoder stores random data in raw blocks too.
+	small := randomBlock(6, 1000)
+	if parts, ok := codec.StoredBlocks(zstdEncodeAll(t, small), len(small), nil); !ok || !bytes.Equal(bytes.Join(parts, nil), small) {
+		t.Fatalf("an encoder's raw frame: ok %v", ok)
+	}
+	for name, c := range map[string]struct {
+		frame []byte
+		want  int
+	}{
+		"compressed":  {codec.Compress(nil, textBlock(1<<20)), 1 << 20},
+		"want less":   {frame, len(src) - 1},
+		"want more":   {frame, len(src) + 1},
+		"cut short":   {frame[:len(frame)-1], len(src)},
+		"one more":    {append(bytes.Clone(frame), 0), len(src)},
+		"two frames":  {append(codec.AppendStoredFrame(nil, src[:10]), codec.AppendStoredFrame(nil, src[10:20])...), 20},
+		"header only": {frame[:10], len(src)},
+		"empty":       {nil, 0},
+		"not zstd":    {src[:100], 100},
+	} {
+		if _, ok := codec.StoredBlocks(c.frame, c.want, nil); ok {
+			t.Errorf("%s: accepted", name)
+		}
+	}
+}
+
+func zstdEncodeAll(t testing.TB, src []byte) []byte {
+	e, err := zstd.NewWriter(nil, zstd.WithEncoderCRC(false))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return e.EncodeAll(src, nil)
+}
+
+// FuzzStoredBlocks: whatever StoredBlocks accepts, Decompress accepts too
+// and decodes to the same bytes; it never panics.
+func FuzzStoredBlocks(f *testing.F) {
+	for _, n := range []int{0, 1, 300, 128 << 10, 128<<10 + 1} {
+		src := randomBlock(uint64(n), n)
+		f.Add(codec.AppendStoredFrame(nil, src), n)
+		f.Add(zstdEncodeAll(f, src), n)
+	}
+	f.Add([]byte("\x28\xb5\x2f\xfd\x20\x03\x19\x00\x00abc"), 3) // single segment, 1-byte size
+	f.Fuzz(func(t *testing.T, frame []byte, want int) {
+		parts, ok := codec.StoredBlocks(frame, want, nil)
+		if !ok {
+			return
+		}
+		got, err := codec.Decompress(nil, frame, want)
+		if err != nil {
+			t.Fatalf("StoredBlocks accepted a frame that Decompress refuses: %v\n% x", err, frame)
+		}
+		if joined := bytes.Join(parts, nil); !bytes.Equal(joined, got) || len(got) != want {
+			t.Fatalf("StoredBlocks gives %d bytes, Decompress %d (want %d)", len(joined), len(got), want)
+		}
+	})
+}

@@ -1,6 +1,7 @@
 package stream
 
 import (
+	"bytes"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -114,21 +115,47 @@ func (c *chunkCodec) open(index uint64, obj []byte) ([]byte, error) {
 // decompressed into scratch[:0] with compression, else payload itself.
 // Failures wrap ErrCorrupt.
 func (c *chunkCodec) inflate(payload []byte, want int, scratch []byte) ([]byte, error) {
+	parts, err := c.inflateParts(payload, want, &scratch, nil)
+	if err != nil || len(parts) == 1 {
+		return first(parts), err
+	}
+	return bytes.Join(parts, nil), nil
+}
+
+func first(parts [][]byte) []byte {
+	if len(parts) == 0 {
+		return nil
+	}
+	return parts[0]
+}
+
+// inflateParts is inflate without a copy where it can be: the chunk is
+// payload itself (no compression), the raw blocks of a stored zstd frame
+// (an incompressible chunk), or else decompressed into *scratch, which is
+// allocated on first use. parts is reused for the result. Failures wrap
+// ErrCorrupt.
+func (c *chunkCodec) inflateParts(payload []byte, want int, scratch *[]byte, parts [][]byte) ([][]byte, error) {
 	if want < 1 || want > MaxChunkSize {
 		return nil, fmt.Errorf("%w: chunk size %d out of range", ErrCorrupt, want)
 	}
-	data := payload
-	if c.compress {
-		out, err := codec.Decompress(scratch[:0], payload, want)
-		if err != nil {
-			return nil, fmt.Errorf("%w: %v", ErrCorrupt, err)
+	if !c.compress {
+		if len(payload) != want {
+			return nil, fmt.Errorf("%w: chunk holds %d bytes, the manifest says %d", ErrCorrupt, len(payload), want)
 		}
-		data = out
+		return append(parts[:0], payload), nil
 	}
-	if len(data) != want {
-		return nil, fmt.Errorf("%w: chunk holds %d bytes, the manifest says %d", ErrCorrupt, len(data), want)
+	if stored, ok := codec.StoredBlocks(payload, want, parts); ok {
+		return stored, nil
 	}
-	return data, nil
+	if *scratch == nil {
+		*scratch = make([]byte, 0, want)
+	}
+	out, err := codec.Decompress((*scratch)[:0], payload, want)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrCorrupt, err)
+	}
+	*scratch = out
+	return append(parts[:0], out), nil
 }
 
 // bufferPlan is how many buffers of what size Put needs.

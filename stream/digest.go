@@ -21,7 +21,7 @@ import (
 //	hmac-sha256-crc32c  encrypted (written since 2026-11): HMAC-SHA256 under
 //	                    the stream's digest key of the big-endian CRC-32C
 //	                    (Castagnoli) of every chunk's plaintext, in order.
-//	                    CRC-32C runs at over 20 GB/s, where a pass of
+//	                    CRC-32C runs at 5 to 20 GB/s, where a pass of
 //	                    SHA-256 costs a third of an encrypted get's CPU; it
 //	                    catches any accidental damage to a chunk with
 //	                    certainty for bursts up to 32 bits and otherwise all
@@ -51,10 +51,12 @@ func digestAlgorithmOK(algorithm string, encrypted bool) bool {
 }
 
 // streamDigest computes a whole-stream digest chunk by chunk. The chunks
-// given to add must be the stream's chunks, in order.
+// given to add must be the stream's chunks, in order; a chunk may also be
+// given in parts, with addPart for each and endChunk after the last.
 type streamDigest struct {
 	h         hash.Hash
-	chunkCRCs bool // add the chunk's CRC-32C, not its bytes
+	chunkCRCs bool   // add the chunk's CRC-32C, not its bytes
+	crc       uint32 // of the chunk's parts so far
 }
 
 // newStreamDigest returns the digest for algorithm; key is the digest key
@@ -73,13 +75,27 @@ func newStreamDigest(algorithm string, key []byte) (*streamDigest, error) {
 
 // add adds the next chunk of the stream.
 func (d *streamDigest) add(chunk []byte) {
-	if !d.chunkCRCs {
-		d.h.Write(chunk)
-		return
+	d.addPart(chunk)
+	d.endChunk()
+}
+
+// addPart adds the next part of the current chunk.
+func (d *streamDigest) addPart(part []byte) {
+	if d.chunkCRCs {
+		d.crc = crc32.Update(d.crc, castagnoli, part)
+	} else {
+		d.h.Write(part)
 	}
-	var crc [4]byte
-	binary.BigEndian.PutUint32(crc[:], crc32.Checksum(chunk, castagnoli))
-	d.h.Write(crc[:])
+}
+
+// endChunk ends the current chunk.
+func (d *streamDigest) endChunk() {
+	if d.chunkCRCs {
+		var crc [4]byte
+		binary.BigEndian.PutUint32(crc[:], d.crc)
+		d.h.Write(crc[:])
+		d.crc = 0
+	}
 }
 
 // sum returns the digest of the chunks added so far.

@@ -83,11 +83,11 @@ func (r *Reader) WriteTo(ctx context.Context, w io.Writer) (int64, error) {
 	// For an encrypted stream the AEAD tag authenticates the very bytes the
 	// object's SHA-256 covers (and the SHA-256 list is only trusted through
 	// the MAC under the same key), so get skips that hash; Verify checks both.
-	err := r.each(ctx, !r.m.Encrypted(), func(i int, plain []byte, err error) error {
+	err := r.each(ctx, !r.m.Encrypted(), func(i int, part []byte, err error) error {
 		if err != nil {
 			return err
 		}
-		n, err := w.Write(plain)
+		n, err := w.Write(part)
 		written += int64(n)
 		if err != nil {
 			return fmt.Errorf("writing the output: %w", err)
@@ -108,7 +108,7 @@ func (r *Reader) WriteTo(ctx context.Context, w io.Writer) (int64, error) {
 // error lists the bad chunks' indexes.
 func (r *Reader) Verify(ctx context.Context, bad func(index int, err error)) error {
 	var badIdx []string
-	err := r.each(ctx, true, func(i int, plain []byte, err error) error {
+	err := r.each(ctx, true, func(i int, part []byte, err error) error {
 		if err != nil {
 			if len(badIdx) < 100 {
 				badIdx = append(badIdx, strconv.Itoa(i))
@@ -119,7 +119,7 @@ func (r *Reader) Verify(ctx context.Context, bad func(index int, err error)) err
 			return ctx.Err()
 		}
 		if r.cfg.Progress != nil {
-			r.cfg.Progress(int64(len(plain)))
+			r.cfg.Progress(int64(len(part)))
 		}
 		return nil
 	})
@@ -148,15 +148,19 @@ type slot struct {
 }
 
 // each downloads the chunks in parallel, at most concurrency+1 ahead of the
-// consumer (the reorder window), and calls fn for every chunk in order with
-// either its verified plaintext or the error that makes it bad. An error
-// from fn stops everything and is returned. If every chunk was good, each
-// checks the stream digest. hashObjects: check each object's SHA-256.
+// consumer (the reorder window), and calls fn for every chunk in order:
+// once for each part of its verified plaintext (a chunk is one part, or
+// the raw blocks of a stored zstd frame), or once with the error that makes
+// it bad. Every check of a chunk is done before fn sees any part of it. An
+// error from fn stops everything and is returned. If every chunk was good,
+// each checks the stream digest. hashObjects: check each object's SHA-256.
 //
 // Workers download into their slot's buffer and authenticate in place; the
-// consumer decompresses (into one scratch buffer), hashes and calls fn.
+// consumer decompresses (a stored frame needs no copy; a compressed chunk
+// goes into one scratch buffer, allocated on first use), then adds each
+// part to the digest just before fn writes it, while it is in the cache.
 // Memory: (concurrency + 1) object buffers, plus one chunk if compressed.
-func (r *Reader) each(ctx context.Context, hashObjects bool, fn func(i int, plain []byte, err error) error) error {
+func (r *Reader) each(ctx context.Context, hashObjects bool, fn func(i int, part []byte, err error) error) error {
 	n := len(r.m.Chunks)
 	window := r.cfg.Concurrency + 1
 	slots := make([]slot, window)
@@ -185,9 +189,7 @@ func (r *Reader) each(ctx context.Context, hashObjects bool, fn func(i int, plai
 		jobs <- next
 	}
 	var scratch []byte
-	if r.codec.compress && n > 0 {
-		scratch = make([]byte, 0, r.m.ChunkSize)
-	}
+	var parts [][]byte
 	digest, err := newStreamDigest(r.m.Digest.Algorithm, r.digestKey)
 	if err != nil {
 		return err
@@ -196,21 +198,29 @@ func (r *Reader) each(ctx context.Context, hashObjects bool, fn func(i int, plai
 	for i := range n {
 		s := &slots[i%window]
 		<-s.ready
-		plain, err := s.payload, s.err
+		err := s.err
 		if err == nil {
-			plain, err = r.codec.inflate(plain, r.m.Chunks[i].Size, scratch)
+			parts, err = r.codec.inflateParts(s.payload, r.m.Chunks[i].Size, &scratch, parts)
 			if err != nil {
 				err = fmt.Errorf("chunk %d (%s): %w", i, ChunkKey(uint64(i)), err)
 			}
 		}
-		if err == nil {
-			digest.add(plain)
-		} else {
+		if err != nil {
 			allGood = false
+			if err := fn(i, nil, err); err != nil {
+				return err
+			}
 		}
-		if err := fn(i, plain, err); err != nil {
-			return err
+		for _, part := range parts {
+			if err != nil {
+				break
+			}
+			digest.addPart(part)
+			if err := fn(i, part, nil); err != nil {
+				return err
+			}
 		}
+		digest.endChunk()
 		s.payload, s.err = nil, nil
 		if next < n {
 			jobs <- next

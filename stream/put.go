@@ -239,8 +239,8 @@ func (p *putter) read(ctx context.Context, r io.Reader, jobs chan<- job) error {
 		if err != nil {
 			return err
 		}
-		n, err := io.ReadFull(r, buf[head:head+p.cfg.ChunkSize])
-		if err != nil && err != io.EOF && err != io.ErrUnexpectedEOF {
+		n, eof, err := p.readChunk(r, buf[head:head+p.cfg.ChunkSize])
+		if err != nil {
 			return fmt.Errorf("reading the input: %w", err)
 		}
 		if n == 0 {
@@ -250,7 +250,7 @@ func (p *putter) read(ctx context.Context, r io.Reader, jobs chan<- job) error {
 		if index >= maxChunks {
 			return fmt.Errorf("the input is longer than %d chunks of %d bytes: use a larger --chunk-size", maxChunks, p.cfg.ChunkSize)
 		}
-		p.digest.add(buf[head : head+n])
+		p.digest.endChunk()
 		p.size += int64(n)
 		p.count = index + 1
 		if p.cfg.Progress != nil {
@@ -261,10 +261,29 @@ func (p *putter) read(ctx context.Context, r io.Reader, jobs chan<- job) error {
 		case <-ctx.Done():
 			return context.Cause(ctx)
 		}
-		if err != nil { // the last, partial chunk
+		if eof { // the last, partial chunk
 			return nil
 		}
 	}
+}
+
+// readChunk fills chunk from r, as io.ReadFull does, and adds what each
+// Read returns to the stream digest at once, while it is in the cache. It
+// returns the bytes read and whether r ended; a chunk cut short by the end
+// of r is the last.
+func (p *putter) readChunk(r io.Reader, chunk []byte) (n int, eof bool, err error) {
+	for n < len(chunk) {
+		m, err := r.Read(chunk[n:])
+		p.digest.addPart(chunk[n : n+m])
+		n += m
+		if err == io.EOF {
+			return n, true, nil
+		}
+		if err != nil {
+			return n, false, err
+		}
+	}
+	return n, false, nil
 }
 
 // take returns a buffer from pool, allocating it on its first use.
