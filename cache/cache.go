@@ -492,7 +492,7 @@ func (c *Cache) writeBlock(index uint64, inBlock int, part []byte, zeros bool) e
 			c.entries[index] = e
 			if !(zeros && whole) {
 				e.data = c.getBuf()
-				clear(e.data)
+				clearAround(e.data, inBlock, len(part)) // apply writes the rest
 				c.buffers++
 			}
 		} else if e.loading {
@@ -526,6 +526,13 @@ func (c *Cache) dirtyRoom(e *entry, noData bool) bool {
 	return !needBytes || c.dirtyBytes+int64(c.bs) <= c.cfg.MaxDirty
 }
 
+// clearAround zeroes a recycled block buffer except [off, off+n), which the
+// caller is about to write: a whole-block write clears nothing.
+func clearAround(buf []byte, off, n int) {
+	clear(buf[:off])
+	clear(buf[off+n:])
+}
+
 // maxDirtyEntries bounds pending deletes (entries without data) too.
 const maxDirtyEntries = 1 << 16
 
@@ -544,7 +551,7 @@ func (c *Cache) apply(e *entry, inBlock int, part []byte, wholeZero bool) {
 	}
 	if e.data == nil {
 		e.data = c.getBuf()
-		clear(e.data)
+		clearAround(e.data, inBlock, len(part))
 		c.buffers++
 		if e.dirty {
 			c.dirtyBytes += int64(c.bs)

@@ -89,7 +89,7 @@ func (c *Codec) associatedData(index uint64, header []byte) []byte {
 
 // Encode writes the object for block index with contents plain into dst
 // (reusing its storage when big enough) and returns it. len(plain) must be
-// the block size.
+// the block size, and plain must not overlap dst's storage.
 func (c *Codec) Encode(index uint64, plain []byte, dst []byte) []byte {
 	if len(plain) != c.BlockSize {
 		panic(fmt.Sprintf("codec: encoding %d bytes, block size is %d", len(plain), c.BlockSize))
@@ -109,13 +109,23 @@ func (c *Codec) Encode(index uint64, plain []byte, dst []byte) []byte {
 			out = out[:start]
 		}
 	}
-	if flags&FlagZstd == 0 {
+	// A compressed block is sealed in place; an uncompressed one straight
+	// from plain (which must not overlap dst), or, unencrypted, copied in
+	// to be checksummed with its header.
+	var sealFrom []byte
+	switch {
+	case flags&FlagZstd != 0:
+		out = slices.Grow(out, crypto.TagSize)
+		sealFrom = out[start:]
+	case c.AEAD != nil:
+		sealFrom = plain
+	default:
 		out = append(out, plain...)
 	}
 	payload := len(out) - start
 	if c.AEAD != nil {
 		flags |= FlagEncrypted
-		payload += crypto.Overhead
+		payload = len(sealFrom) + crypto.Overhead
 	}
 	copy(out, Magic)
 	out[4] = Version
@@ -124,8 +134,7 @@ func (c *Codec) Encode(index uint64, plain []byte, dst []byte) []byte {
 	binary.BigEndian.PutUint64(out[8:], 0) // generation
 	binary.BigEndian.PutUint32(out[16:], uint32(payload))
 	if c.AEAD != nil {
-		out = slices.Grow(out, crypto.TagSize)
-		sealed := c.AEAD.Seal(out[HeaderSize:HeaderSize], out[start:], c.associatedData(index, out[:HeaderSize]))
+		sealed := c.AEAD.Seal(out[HeaderSize:HeaderSize], sealFrom, c.associatedData(index, out[:HeaderSize]))
 		return out[:HeaderSize+len(sealed)]
 	}
 	sum := c.checksum(index, out)
