@@ -33,6 +33,7 @@ const (
 var (
 	rawPut   = ref{"raw PUT", "ceiling-put", "sdk"}
 	rawGet   = ref{"raw GET", "ceiling-get", "sdk"}
+	coldGet  = ref{"raw GET after drop_caches", "ceiling-get-cold", "sdk"}
 	blockAll = []string{toolLocal, toolS3blk, toolPlain, "s3backer"}
 	fioTools = []string{toolLocal, toolS3blk, "s3backer"}
 	streams  = []string{toolS3blk, toolPlain, "aws", "rclone"}
@@ -46,10 +47,11 @@ func localRef(section string) ref { return ref{"local ext4", section, toolLocal}
 var sections = []sectionSpec{
 	{id: "ceiling-put", title: "Ceiling: raw S3 PUT, 1 MiB objects", unit: "MiB/s", tools: []string{"sdk"}},
 	{id: "ceiling-get", title: "Ceiling: raw S3 GET, 1 MiB objects", unit: "MiB/s", tools: []string{"sdk"}},
+	{id: "ceiling-get-cold", title: "Ceiling: raw S3 GET after `drop_caches` (MinIO reads its disk)", unit: "MiB/s", tools: []string{"sdk"}},
 	{id: "write", title: "Block sequential write (`dd conv=fsync`)", unit: "MiB/s", tools: blockAll,
 		ceilings: []ref{rawPut, localRef("write")}, peers: []string{"s3backer"}},
 	{id: "read", title: "Block cold read (`cat` after remount)", unit: "MiB/s", tools: blockAll,
-		ceilings: []ref{rawGet, localRef("read")}, peers: []string{"s3backer"}},
+		ceilings: []ref{rawGet, coldGet, localRef("read")}, peers: []string{"s3backer"}},
 	{id: "rsync", title: "`rsync -a` Go source tree + `sync`", unit: "s", lowerBetter: true, tools: fioTools,
 		ceilings: []ref{localRef("rsync")}, peers: []string{"s3backer"}},
 	{id: "fio-randread-warm", title: "fio 4 KiB random read, warm cache", unit: "IOPS", tools: fioTools,
@@ -187,6 +189,7 @@ func (r *results) targets() []target {
 	cmp("Block write with a durable fsync vs raw PUT", w, med("ceiling-put", "sdk", "value"), 0.8, false, "raw PUT")
 	cmp("Block write vs s3backer (whose fsync stores nothing)", w, med("write", "s3backer", "value"), 1.8, false, "s3backer")
 	cmp("Cold read vs raw GET", rd, med("ceiling-get", "sdk", "value"), 0.8, false, "raw GET")
+	cmp("Cold read vs raw GET after drop_caches (the same cold start)", rd, med("ceiling-get-cold", "sdk", "value"), 0.8, false, "cold raw GET")
 	cmp("rsync + durable sync, time vs s3backer's", med("rsync", toolS3blk, "value"), med("rsync", "s3backer", "value"), 0.8, true, "s3backer's time")
 	for _, s := range []struct{ id, what string }{{"write", "block write"}, {"read", "cold read"}, {"put", "stream put"}, {"get", "stream get"}} {
 		cmp("Encrypted + compressed vs plain: "+s.what, med(s.id, toolS3blk, "value"), med(s.id, toolPlain, "value"), 0.9, false, "plain")
