@@ -7,6 +7,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/sha256"
+	"encoding/json"
 	"fmt"
 	"io"
 	"math/rand/v2"
@@ -22,6 +23,8 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
+
+	"github.com/s3blk/s3blk/crypto"
 )
 
 const streamChunk = 64 << 10 // --chunk-size 64K: many chunks from little data
@@ -170,15 +173,21 @@ func oneLine(t *testing.T, r result, want string) {
 }
 
 // TestStreamRoundTrip: sizes 0, 1, chunk-1, chunk, chunk+1 and many chunks
-// plus 7 come back byte for byte, encrypted+compressed (the default) and
-// raw; raw chunks concatenated in key order are the stream.
+// plus 7 come back byte for byte, encrypted+compressed (the default, and
+// with each cipher) and raw; raw chunks concatenated in key order are the
+// stream.
 func TestStreamRoundTrip(t *testing.T) {
 	s := newStreamHarness(t)
 	sizes := []int{0, 1, streamChunk - 1, streamChunk, streamChunk + 1, 20*streamChunk + 7}
 	for _, mode := range []struct {
 		name  string
 		flags []string
-	}{{"default", nil}, {"raw", []string{"--no-encryption", "--no-compression"}}} {
+	}{
+		{"default", nil},
+		{"xaes", []string{"--cipher", crypto.XAES256GCM}},
+		{"xchacha", []string{"--cipher", crypto.XChaCha20Poly1305}},
+		{"raw", []string{"--no-encryption", "--no-compression"}},
+	} {
 		for _, size := range sizes {
 			name := fmt.Sprintf("%s-%d", mode.name, size)
 			t.Run(name, func(t *testing.T) {
@@ -187,6 +196,12 @@ func TestStreamRoundTrip(t *testing.T) {
 				s.mustPut(data, url, append([]string{"--chunk-size", "64K"}, mode.flags...)...)
 				if got := s.mustGet(url); !bytes.Equal(got, data) {
 					t.Fatalf("get returned %d bytes that differ from the %d put", len(got), len(data))
+				}
+				if want := map[string]string{"xaes": crypto.XAES256GCM, "xchacha": crypto.XChaCha20Poly1305}[mode.name]; want != "" {
+					var m struct{ Encryption string }
+					if err := json.Unmarshal(s.getObject("rt/"+name+"/manifest"), &m); err != nil || m.Encryption != want {
+						t.Fatalf("the manifest names encryption %q, want %s (%v)", m.Encryption, want, err)
+					}
 				}
 				keys := s.chunkKeys("rt/" + name)
 				if want := (size + streamChunk - 1) / streamChunk; len(keys) != want || !s.hasManifest("rt/"+name) {
