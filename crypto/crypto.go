@@ -126,10 +126,26 @@ func Ciphers() []string { return []string{XAES256GCM, XChaCha20Poly1305} }
 // DefaultCipher is the data cipher for new volumes and streams: XAES-256-GCM
 // where AES-GCM runs in constant-time hardware, else XChaCha20-Poly1305.
 func DefaultCipher() string {
-	if hardwareAESGCM() {
+	if hasHardwareAESGCM() {
 		return XAES256GCM
 	}
 	return XChaCha20Poly1305
+}
+
+// hasHardwareAESGCM is hardwareAESGCM, replaced by tests.
+var hasHardwareAESGCM = hardwareAESGCM
+
+// CipherWarning says why the data cipher name is a poor fit for this
+// machine, or returns "": XAES-256-GCM without AES instructions (a volume
+// made on another machine, or --cipher) runs in software, several times
+// slower and with table lookups whose timing can leak the key to code
+// sharing the CPU.
+func CipherWarning(name string) string {
+	if name == XAES256GCM && !hasHardwareAESGCM() {
+		return "this CPU has no AES instructions: XAES-256-GCM runs in software here, " +
+			"several times slower and not constant-time (new data on this machine would use " + XChaCha20Poly1305 + ")"
+	}
+	return ""
 }
 
 // KnownCipher reports whether name is a data cipher.

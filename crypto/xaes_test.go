@@ -131,3 +131,22 @@ func TestXAESRefusesBadSizes(t *testing.T) {
 	}()
 	x.Seal(nil, make([]byte, 12), nil, nil)
 }
+
+// Without AES instructions the default is XChaCha20-Poly1305, and
+// XAES-256-GCM (still readable) comes with a warning; with them, none.
+func TestCipherChoiceFollowsHardware(t *testing.T) {
+	defer func(f func() bool) { hasHardwareAESGCM = f }(hasHardwareAESGCM)
+	for _, hw := range []bool{true, false} {
+		hasHardwareAESGCM = func() bool { return hw }
+		want := map[bool]string{true: XAES256GCM, false: XChaCha20Poly1305}[hw]
+		if got := DefaultCipher(); got != want {
+			t.Errorf("hardware AES %v: default %s, want %s", hw, got, want)
+		}
+		if warned := CipherWarning(XAES256GCM) != ""; warned == hw {
+			t.Errorf("hardware AES %v: XAES-256-GCM warning %q", hw, CipherWarning(XAES256GCM))
+		}
+		if w := CipherWarning(XChaCha20Poly1305); w != "" {
+			t.Errorf("XChaCha20-Poly1305 warns: %s", w)
+		}
+	}
+}

@@ -22,6 +22,7 @@ import (
 
 	"github.com/s3blk/s3blk/blockstore"
 	"github.com/s3blk/s3blk/cache"
+	"github.com/s3blk/s3blk/crypto"
 	"github.com/s3blk/s3blk/fusefs"
 	"github.com/s3blk/s3blk/stats"
 	"github.com/s3blk/s3blk/volume"
@@ -294,6 +295,9 @@ func serve(url, mnt string, f *mountFlags, ready *os.File) (err error) {
 		return err
 	}
 	h := vol.Header
+	if w := crypto.CipherWarning(h.Encryption); w != "" {
+		log.Warn(w)
+	}
 	if f.size.set && *f.size.v != h.Size {
 		return usageError{fmt.Sprintf("--size %s contradicts the volume's size %s", FormatSize(*f.size.v), FormatSize(h.Size))}
 	}

@@ -5,6 +5,7 @@ package main
 // flags into a stream.Config and errors into one line each.
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"flag"
@@ -25,6 +26,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/s3blk/s3blk/blockstore"
+	"github.com/s3blk/s3blk/crypto"
 	"github.com/s3blk/s3blk/stream"
 )
 
@@ -156,6 +158,9 @@ func runPut(args []string) error {
 	}
 	cfg.ChunkSize = int(*chunkSize.v)
 	cfg.NoEncryption, cfg.NoCompression, cfg.Force, cfg.Cipher = *noEncryption, *noCompression, *force, cipher.name
+	if !cfg.NoEncryption {
+		warnCipher(cmp.Or(cfg.Cipher, crypto.DefaultCipher()), f.quiet)
+	}
 	cfg.Passphrase = func() ([]byte, error) { return f.pf.read("Passphrase for the new stream", true) }
 
 	ctx, stop := signalContext()
@@ -202,6 +207,13 @@ func runPut(args []string) error {
 			retriedNote(retried.Load()))
 	}
 	return nil
+}
+
+// warnCipher prints crypto.CipherWarning for cipher, if any and not quiet.
+func warnCipher(cipher string, quiet bool) {
+	if w := crypto.CipherWarning(cipher); w != "" && !quiet {
+		fmt.Fprintln(os.Stderr, "s3blk: warning: "+w)
+	}
 }
 
 // retriedNote is ", N requests retried" for a summary line, or "" when
@@ -357,6 +369,7 @@ func openStream(ctx context.Context, store blockstore.Store, cfg stream.Config, 
 		return nil, nil, err
 	}
 	m := r.Manifest()
+	warnCipher(m.Encryption, quiet)
 	setMemoryLimit(stream.GetMemory(cfg, m.ChunkSize))
 	var prog *progress
 	if !quiet {
