@@ -210,14 +210,12 @@ func (r *Reader) each(ctx context.Context, hashObjects bool, fn func(i int, part
 			if err := fn(i, nil, err); err != nil {
 				return err
 			}
-		}
-		for _, part := range parts {
-			if err != nil {
-				break
-			}
-			digest.addPart(part)
-			if err := fn(i, part, nil); err != nil {
-				return err
+		} else {
+			for _, part := range parts {
+				digest.addPart(part)
+				if err := fn(i, part, nil); err != nil {
+					return err
+				}
 			}
 		}
 		digest.endChunk()
