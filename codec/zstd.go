@@ -29,6 +29,12 @@ var (
 		zstd.WithDecodeAllCapLimit(true))
 )
 
+// The zstd frame format (RFC 8878) as far as stored frames need it.
+const (
+	zstdMagic    = 0xFD2FB528
+	zstdMaxBlock = 128 << 10 // the largest block any frame may hold
+)
+
 // MaxDecompressed bounds what Decompress will produce, so a hostile object
 // cannot make us allocate without limit.
 const MaxDecompressed = 64 << 20
@@ -87,13 +93,12 @@ func Incompressible(src []byte) bool {
 // KiB, each behind a 3-byte header (last-block bit, type 0 = raw, size).
 // src must be shorter than 4 GiB.
 func appendStoredFrame(dst, src []byte) []byte {
-	const maxBlock = 128 << 10
-	dst = slices.Grow(dst, len(src)+14+3*(len(src)/maxBlock+1))
-	dst = binary.LittleEndian.AppendUint32(dst, 0xFD2FB528)
+	dst = slices.Grow(dst, len(src)+14+3*(len(src)/zstdMaxBlock+1))
+	dst = binary.LittleEndian.AppendUint32(dst, zstdMagic)
 	dst = append(dst, 0x80, 0x50) // content size in 4 bytes; window 2^(10+10)
 	dst = binary.LittleEndian.AppendUint32(dst, uint32(len(src)))
 	for {
-		n := min(len(src), maxBlock)
+		n := min(len(src), zstdMaxBlock)
 		header := uint32(n) << 3 // type 0: raw
 		if n == len(src) {
 			header |= 1 // the last block
@@ -134,8 +139,7 @@ func Decompress(dst, src []byte, want int) ([]byte, error) {
 // Decompress: StoredBlocks never accepts what Decompress would refuse or
 // decode differently (FuzzStoredBlocks). parts is reused for the result.
 func StoredBlocks(frame []byte, want int, parts [][]byte) (_ [][]byte, ok bool) {
-	const maxBlock = 128 << 10
-	if len(frame) < 6 || binary.LittleEndian.Uint32(frame) != 0xFD2FB528 || want < 0 || want > MaxDecompressed {
+	if len(frame) < 6 || binary.LittleEndian.Uint32(frame) != zstdMagic || want < 0 || want > MaxDecompressed {
 		return nil, false
 	}
 	fhd := frame[4]
@@ -176,7 +180,7 @@ func StoredBlocks(frame []byte, want int, parts [][]byte) (_ [][]byte, ok bool) 
 	if declared >= 0 && declared != int64(want) || window > MaxDecompressed {
 		return nil, false
 	}
-	limit := min(window, maxBlock)
+	limit := min(window, zstdMaxBlock)
 	parts = parts[:0]
 	total := 0
 	for {

@@ -84,13 +84,21 @@ func (c *chunkCodec) encode(index uint64, buf []byte, n int, spare []byte) []byt
 }
 
 // decode checks and opens obj, the object of chunk index, whose plaintext
-// must be want bytes: open, then inflate.
+// must be want bytes, and returns the chunk in one slice (the parts of a
+// stored frame joined): for tests and benchmarks; get uses inflateParts.
 func (c *chunkCodec) decode(index uint64, obj []byte, want int, scratch []byte) ([]byte, error) {
 	payload, err := c.open(index, obj)
 	if err != nil {
 		return nil, err
 	}
-	return c.inflate(payload, want, scratch)
+	parts, err := c.inflateParts(payload, want, &scratch, nil)
+	switch {
+	case err != nil:
+		return nil, err
+	case len(parts) == 1:
+		return parts[0], nil
+	}
+	return bytes.Join(parts, nil), nil
 }
 
 // open authenticates and decrypts obj in place (if the stream is
@@ -111,29 +119,11 @@ func (c *chunkCodec) open(index uint64, obj []byte) ([]byte, error) {
 	return plain, nil
 }
 
-// inflate returns the chunk in payload, which must be want bytes:
-// decompressed into scratch[:0] with compression, else payload itself.
-// Failures wrap ErrCorrupt.
-func (c *chunkCodec) inflate(payload []byte, want int, scratch []byte) ([]byte, error) {
-	parts, err := c.inflateParts(payload, want, &scratch, nil)
-	if err != nil || len(parts) == 1 {
-		return first(parts), err
-	}
-	return bytes.Join(parts, nil), nil
-}
-
-func first(parts [][]byte) []byte {
-	if len(parts) == 0 {
-		return nil
-	}
-	return parts[0]
-}
-
-// inflateParts is inflate without a copy where it can be: the chunk is
-// payload itself (no compression), the raw blocks of a stored zstd frame
-// (an incompressible chunk), or else decompressed into *scratch, which is
-// allocated on first use. parts is reused for the result. Failures wrap
-// ErrCorrupt.
+// inflateParts returns the chunk in payload, which must be want bytes, as
+// parts, without a copy where it can: payload itself (no compression), the
+// raw blocks of a stored zstd frame (an incompressible chunk), or else
+// decompressed into *scratch, which is allocated on first use. parts is
+// reused for the result. Failures wrap ErrCorrupt.
 func (c *chunkCodec) inflateParts(payload []byte, want int, scratch *[]byte, parts [][]byte) ([][]byte, error) {
 	if want < 1 || want > MaxChunkSize {
 		return nil, fmt.Errorf("%w: chunk size %d out of range", ErrCorrupt, want)
