@@ -3,6 +3,7 @@ package cache_test
 import (
 	"bytes"
 	"errors"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -196,6 +197,32 @@ func TestReadAhead(t *testing.T) {
 		if n := f.count(reads, b); n != 0 {
 			t.Errorf("never-stored block %d read %d times", b, n)
 		}
+	}
+}
+
+// TestReadWaits: a read that finds its block still downloading counts one
+// read_wait and the time it waited; a read from the cache counts none.
+func TestReadWaits(t *testing.T) {
+	f := newFake(t)
+	f.readDelay = 50 * time.Millisecond
+	model := make([]byte, 4*bs)
+	for b := uint64(0); b < 4; b++ {
+		f.put(b, pattern(b, 0))
+		copy(model[b*bs:], pattern(b, 0))
+	}
+	st := new(stats.Counters)
+	c := startCache(t, f, 4, cache.Config{Size: 16 * bs, ReadAhead: -1}, st)
+	waitListing(t, st)
+	checkRead(t, c, model, 0, 2*bs) // two blocks downloading: one wait for the read
+	if n, ms := st.ReadWaits.Load(), st.ReadWaitNanos.Load()/1e6; n != 1 || ms < 40 {
+		t.Fatalf("after a read of two uncached blocks: read_waits %d, read_wait_ms %d; want 1 and about 50", n, ms)
+	}
+	checkRead(t, c, model, 0, 2*bs) // cached now
+	if n := st.ReadWaits.Load(); n != 1 {
+		t.Fatalf("a cached read counted a wait: read_waits %d", n)
+	}
+	if out := st.Format(); !strings.Contains(out, "read_waits") || !strings.Contains(out, "read_wait_ms") {
+		t.Fatalf("the stats file lacks the read-wait lines:\n%s", out)
 	}
 }
 
