@@ -163,11 +163,7 @@ func TestPartialWriteFetchesOnce(t *testing.T) {
 
 func TestReadAhead(t *testing.T) {
 	f := newFake(t)
-	model := make([]byte, 64*bs)
-	for b := uint64(0); b < 32; b++ {
-		f.put(b, pattern(b, 0))
-		copy(model[b*bs:], pattern(b, 0))
-	}
+	model := storeBlocks(f, 64, 0, 32)
 	st := new(stats.Counters)
 	c := startCache(t, f, 64, cache.Config{Size: 64 * bs, ReadAhead: 8}, st)
 	waitListing(t, st)
@@ -200,16 +196,23 @@ func TestReadAhead(t *testing.T) {
 	}
 }
 
+// storeBlocks stores pattern(b, 0) as blocks [from, to) of f and returns
+// the model of an nblocks volume holding them.
+func storeBlocks(f *fakeBackend, nblocks, from, to uint64) []byte {
+	model := make([]byte, nblocks*bs)
+	for b := from; b < to; b++ {
+		f.put(b, pattern(b, 0))
+		copy(model[b*bs:], pattern(b, 0))
+	}
+	return model
+}
+
 // TestReadWaits: a read that finds its block still downloading counts one
 // read_wait and the time it waited; a read from the cache counts none.
 func TestReadWaits(t *testing.T) {
 	f := newFake(t)
 	f.readDelay = 50 * time.Millisecond
-	model := make([]byte, 4*bs)
-	for b := uint64(0); b < 4; b++ {
-		f.put(b, pattern(b, 0))
-		copy(model[b*bs:], pattern(b, 0))
-	}
+	model := storeBlocks(f, 4, 0, 4)
 	st := new(stats.Counters)
 	c := startCache(t, f, 4, cache.Config{Size: 16 * bs, ReadAhead: -1}, st)
 	waitListing(t, st)
@@ -331,11 +334,7 @@ func TestReadsWhileDirtyHeld(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			f := newFake(t)
 			f.readDelay = 200 * time.Microsecond
-			model := make([]byte, 16*bs)
-			for b := uint64(8); b < 16; b++ {
-				f.put(b, pattern(b, 0))
-				copy(model[b*bs:], pattern(b, 0))
-			}
+			model := storeBlocks(f, 16, 8, 16)
 			st := new(stats.Counters)
 			c := startCache(t, f, 16, cache.Config{Size: 4 * bs, MaxDirty: int64(tc.maxDirty) * bs, ReadAhead: -1}, st)
 			waitListing(t, st)
